@@ -1,0 +1,63 @@
+//! Seeded shuffling and batching. The order of an epoch depends only on (seed, epoch), so a
+//! resumed run sees exactly the batches an uninterrupted one would.
+
+use super::{Dataset, PIXELS};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+/// The visiting order of one epoch over a dataset.
+#[derive(Clone, Debug)]
+pub struct EpochOrder {
+    order: Vec<u32>,
+}
+
+impl EpochOrder {
+    /// A permutation of `0..len` determined by `seed` and `epoch` alone.
+    pub fn new(len: usize, seed: u64, epoch: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(epoch);
+        let mut order: Vec<u32> = (0..len as u32).collect();
+        order.shuffle(&mut rng);
+        EpochOrder { order }
+    }
+
+    pub fn indices(&self) -> &[u32] {
+        &self.order
+    }
+
+    /// The batches of this epoch; with `drop_last` a final short batch is skipped (GAN steps
+    /// are compiled for one batch size).
+    pub fn batches(&self, batch: usize, drop_last: bool) -> impl Iterator<Item = &[u32]> {
+        assert!(batch > 0, "batch size must be positive");
+        self.order
+            .chunks(batch)
+            .filter(move |c| !drop_last || c.len() == batch)
+    }
+
+    /// How many batches [`Self::batches`] yields.
+    pub fn batch_count(&self, batch: usize, drop_last: bool) -> usize {
+        if drop_last {
+            self.order.len() / batch
+        } else {
+            self.order.len().div_ceil(batch)
+        }
+    }
+}
+
+/// Writes the images at `indices` as f32 pixels in [0, 1] into `pixels` (row-major,
+/// `indices.len() × 784`) and their labels into `labels`.
+pub fn fill_batch(data: &Dataset, indices: &[u32], pixels: &mut [f32], labels: &mut [u8]) {
+    assert_eq!(pixels.len(), indices.len() * PIXELS, "pixel buffer size");
+    assert_eq!(labels.len(), indices.len(), "label buffer size");
+    for ((&i, dst), label) in indices
+        .iter()
+        .zip(pixels.chunks_exact_mut(PIXELS))
+        .zip(labels.iter_mut())
+    {
+        for (d, &s) in dst.iter_mut().zip(data.image(i as usize)) {
+            *d = s as f32 / 255.0;
+        }
+        *label = data.label(i as usize);
+    }
+}

@@ -1,0 +1,3 @@
+//! The host-side trainer: reads MNIST-format data and trains the GAN with ONNX Runtime.
+
+pub mod data;
