@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's set-up and orchestration, so that a fresh machine needs only
 //! Rust, Python's pip and apt to run everything.
 
+mod bench;
 mod setup;
 mod util;
 
@@ -38,7 +39,7 @@ fn main() -> Result<()> {
         Command::Setup => setup::run(),
         Command::Test => test(),
         Command::Demo => demo(),
-        Command::Bench { which } => bench(which.as_deref()),
+        Command::Bench { which } => bench::run(which.as_deref()),
         Command::Size => {
             util::step("size: no board firmware is built yet (the LM3S6965 board issue adds it)");
             Ok(())
@@ -107,18 +108,4 @@ fn demo() -> Result<()> {
         println!("    - not built yet: {stage}");
     }
     Ok(())
-}
-
-fn bench(which: Option<&str>) -> Result<()> {
-    match which {
-        None | Some("train" | "engine" | "firmware") => {
-            util::step(
-                "bench: no benchmark exists yet (the training engine and firmware issues add them)",
-            );
-            Ok(())
-        }
-        Some(other) => {
-            anyhow::bail!("unknown benchmark `{other}`: expected train, engine or firmware")
-        }
-    }
 }

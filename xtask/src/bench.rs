@@ -1,0 +1,40 @@
+//! `cargo xtask bench [NAME]`: criterion benchmarks, each measuring our code against a
+//! baseline in the same run (ratios, never absolute timings in unit tests).
+
+use crate::util::{cargo, step};
+use anyhow::{Result, bail};
+
+/// (name on the command line, package, bench target, what it compares).
+/// Each issue that adds a benchmark adds one row here.
+const BENCHES: &[(&str, &str, &str, &str)] = &[];
+
+/// The names `cargo xtask bench` accepts, including those not built yet.
+const PLANNED: &[&str] = &["train", "engine", "firmware"];
+
+pub fn run(which: Option<&str>) -> Result<()> {
+    if let Some(name) = which {
+        if !PLANNED.contains(&name) && !BENCHES.iter().any(|b| b.0 == name) {
+            bail!(
+                "unknown benchmark `{name}`: expected one of {}",
+                PLANNED.join(", ")
+            );
+        }
+    }
+    let root = crate::root();
+    let mut ran = 0;
+    for (name, package, target, what) in BENCHES {
+        if which.is_some_and(|w| w != *name) {
+            continue;
+        }
+        step(&format!("bench {name}: {what}"));
+        cargo(&root, &["bench", "-p", package, "--bench", target])?;
+        ran += 1;
+    }
+    if ran == 0 {
+        step(&format!(
+            "bench: `{}` is not built yet",
+            which.unwrap_or("any benchmark")
+        ));
+    }
+    Ok(())
+}
