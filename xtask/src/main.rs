@@ -2,7 +2,9 @@
 //! Rust, Python's pip and apt to run everything.
 
 mod bench;
+mod board;
 mod setup;
+mod size;
 mod util;
 
 use anyhow::Result;
@@ -40,10 +42,7 @@ fn main() -> Result<()> {
         Command::Test => test(),
         Command::Demo => demo(),
         Command::Bench { which } => bench::run(which.as_deref()),
-        Command::Size => {
-            util::step("size: no board firmware is built yet (the LM3S6965 board issue adds it)");
-            Ok(())
-        }
+        Command::Size => size::run(),
     }
 }
 
@@ -87,6 +86,8 @@ fn test() -> Result<()> {
             "--release",
         ],
     )?;
+    board::lint()?;
+    size::run()?;
     util::step("workspace tests");
     util::cargo(&root, &["test", "--workspace"])?;
     util::step(&format!(

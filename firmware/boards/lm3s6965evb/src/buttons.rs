@@ -1,0 +1,109 @@
+//! The five buttons (active low): up PE0, down PE1, left PE2, right PE3, select PF1.
+//!
+//! Sampled every few milliseconds and debounced; a button acts when it is released. QEMU never
+//! sets the initial levels, so every button reads pressed until its first press: the first
+//! release is then the first real event, and on a real board nothing fires at boot.
+
+use crate::gpio;
+use crate::regs::gpio::{PORT_E, PORT_F};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Button {
+    Up,
+    Down,
+    Left,
+    Right,
+    Select,
+}
+
+impl Button {
+    const ALL: [Button; 5] = [
+        Button::Up,
+        Button::Down,
+        Button::Left,
+        Button::Right,
+        Button::Select,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Button::Up => "up",
+            Button::Down => "down",
+            Button::Left => "left",
+            Button::Right => "right",
+            Button::Select => "select",
+        }
+    }
+}
+
+/// Milliseconds between samples.
+pub const SAMPLE_MS: u32 = 4;
+/// Consecutive equal samples before a level counts (12 ms).
+const STABLE_SAMPLES: u8 = 3;
+
+const PINS_E: u32 = 0b1111;
+const PIN_F: u32 = 1 << 1;
+
+pub struct Buttons {
+    /// Debounced levels, bit i for `Button::ALL[i]`, set = pressed.
+    stable: u8,
+    candidate: u8,
+    count: u8,
+    /// Released since the last `next_release`, same bits.
+    released: u8,
+}
+
+impl Buttons {
+    /// Clocks ports E and F and makes the button pins pulled-up inputs.
+    pub fn init() -> Self {
+        gpio::enable_ports(gpio::CLOCK_E | gpio::CLOCK_F);
+        gpio::input_pull_up(PORT_E, PINS_E);
+        gpio::input_pull_up(PORT_F, PIN_F);
+        let now = raw();
+        Buttons {
+            stable: now,
+            candidate: now,
+            count: 0,
+            released: 0,
+        }
+    }
+
+    /// Takes one sample of the pins.
+    pub fn sample(&mut self) {
+        self.feed(raw());
+    }
+
+    /// The next button released and not yet reported, lowest first.
+    pub fn next_release(&mut self) -> Option<Button> {
+        let i = Button::ALL
+            .iter()
+            .enumerate()
+            .position(|(i, _)| self.released & (1 << i) != 0)?;
+        self.released &= !(1 << i);
+        Some(Button::ALL[i])
+    }
+
+    fn feed(&mut self, pressed: u8) {
+        if pressed != self.candidate {
+            self.candidate = pressed;
+            self.count = 0;
+        } else if self.count < STABLE_SAMPLES {
+            self.count += 1;
+            if self.count == STABLE_SAMPLES {
+                self.released |= self.stable & !pressed;
+                self.stable = pressed;
+            }
+        }
+    }
+}
+
+/// Pressed buttons now, bit i for `Button::ALL[i]`.
+fn raw() -> u8 {
+    let e = gpio::read(PORT_E, PINS_E);
+    let f = gpio::read(PORT_F, PIN_F);
+    let mut pressed = (!e & PINS_E) as u8;
+    if f & PIN_F == 0 {
+        pressed |= 1 << 4;
+    }
+    pressed
+}

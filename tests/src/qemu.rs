@@ -1,0 +1,278 @@
+//! QEMU's model of the LM3S6965 evaluation board, headless: the firmware's semihosting log on
+//! stdout, QMP on a unix socket for screen captures and key presses. QEMU is always killed.
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::qmp::Qmp;
+use crate::screen::Screen;
+
+/// What the firmware prints once its first frame is on the screen.
+pub const READY: &str = "mcugan: ready";
+/// What QEMU's SSD0323 model prints for a command it does not know.
+pub const OLED_ERROR: &str = "ssd0323: error";
+
+/// The board's five buttons, by the QEMU key (qcode) each is wired to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Key {
+    Up,
+    Down,
+    Left,
+    Right,
+    Select,
+}
+
+impl Key {
+    pub fn qcode(self) -> &'static str {
+        match self {
+            Key::Up => "up",
+            Key::Down => "down",
+            Key::Left => "left",
+            Key::Right => "right",
+            Key::Select => "ctrl",
+        }
+    }
+
+    /// The name the firmware logs for this button.
+    pub fn name(self) -> &'static str {
+        match self {
+            Key::Up => "up",
+            Key::Down => "down",
+            Key::Left => "left",
+            Key::Right => "right",
+            Key::Select => "select",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// `-icount shift=N`: count instructions, 2^N ns each, deterministic timing.
+    pub icount_shift: Option<u32>,
+    /// Bound on every wait: boot, each log line, each QMP reply.
+    pub timeout: Duration,
+    /// How long a key stays down (virtual time); longer than the firmware's debounce.
+    pub key_hold_ms: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            icount_shift: None,
+            timeout: Duration::from_secs(20),
+            key_hold_ms: 40,
+        }
+    }
+}
+
+pub struct Qemu {
+    child: Child,
+    qmp: Qmp,
+    lines: Receiver<String>,
+    /// Every stdout line read so far.
+    log: Vec<String>,
+    stderr: Arc<Mutex<String>>,
+    dir: tempfile::TempDir,
+    captures: usize,
+    options: Options,
+    /// From spawning QEMU to the firmware's ready line.
+    pub boot_time: Duration,
+}
+
+impl Qemu {
+    /// Boots `elf` and waits for the firmware's ready line.
+    pub fn boot(elf: &Path, options: Options) -> Result<Self> {
+        let started = Instant::now();
+        let dir = tempfile::Builder::new().prefix("mcugan-qemu").tempdir()?;
+        let socket = dir.path().join("qmp.sock");
+        let mut cmd = Command::new("qemu-system-arm");
+        cmd.args(["-M", "lm3s6965evb", "-display", "none"])
+            .args(["-semihosting-config", "enable=on,target=native"])
+            .arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", socket.display()));
+        if let Some(shift) = options.icount_shift {
+            cmd.args(["-icount", &format!("shift={shift}")]);
+        }
+        cmd.arg("-kernel")
+            .arg(elf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .context("cannot start qemu-system-arm (is QEMU installed? `cargo xtask setup`)")?;
+
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().expect("piped stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err_pipe = child.stderr.take().expect("piped stderr");
+        let sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = err_pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let text = String::from_utf8_lossy(&buf[..n]);
+                sink.lock().expect("stderr lock").push_str(&text);
+            }
+        });
+
+        let qmp = match Qmp::connect(&socket, options.timeout) {
+            Ok(q) => q,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e.context(format!(
+                    "QEMU stderr: {}",
+                    stderr.lock().expect("stderr lock")
+                )));
+            }
+        };
+        let mut qemu = Qemu {
+            child,
+            qmp,
+            lines,
+            log: Vec::new(),
+            stderr,
+            dir,
+            captures: 0,
+            options,
+            boot_time: Duration::ZERO,
+        };
+        qemu.wait_for(READY)?;
+        qemu.boot_time = started.elapsed();
+        Ok(qemu)
+    }
+
+    /// Waits for the next stdout line containing `pattern` and returns it.
+    pub fn wait_for(&mut self, pattern: &str) -> Result<String> {
+        let deadline = Instant::now() + self.options.timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if line.contains(pattern) {
+                        return Ok(line);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    bail!(
+                        "no line with {pattern:?} within {:?}\n{}",
+                        self.options.timeout,
+                        self.transcript()
+                    )
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    // QEMU ended; give its stderr reader a moment to finish.
+                    std::thread::sleep(Duration::from_millis(50));
+                    bail!(
+                        "QEMU exited before a line with {pattern:?}\n{}",
+                        self.transcript()
+                    )
+                }
+            }
+        }
+    }
+
+    /// Presses and releases a button (the firmware acts on the release).
+    pub fn press(&mut self, key: Key) -> Result<()> {
+        self.qmp.execute(
+            "send-key",
+            json!({
+                "keys": [{ "type": "qcode", "data": key.qcode() }],
+                "hold-time": self.options.key_hold_ms,
+            }),
+        )?;
+        Ok(())
+    }
+
+    /// Presses `key` and waits for the firmware's line for it, which it prints once the new
+    /// frame is on the screen.
+    pub fn press_and_wait(&mut self, key: Key) -> Result<String> {
+        self.press(key)?;
+        self.wait_for(&format!("button={} ", key.name()))
+    }
+
+    /// Captures the OLED as QEMU shows it.
+    pub fn capture(&mut self) -> Result<Screen> {
+        self.captures += 1;
+        let path = self.capture_path(self.captures);
+        self.qmp.execute(
+            "screendump",
+            json!({ "filename": path.to_str().context("capture path")?, "format": "png" }),
+        )?;
+        Screen::from_capture(&path)
+    }
+
+    /// The PNG QEMU wrote for capture number `n` (from 1), kept until QEMU is dropped.
+    pub fn capture_path(&self, n: usize) -> PathBuf {
+        self.dir.path().join(format!("capture-{n}.png"))
+    }
+
+    /// QEMU's stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().expect("stderr lock").clone()
+    }
+
+    /// Stdout lines read so far.
+    pub fn log(&self) -> &[String] {
+        &self.log
+    }
+
+    /// Fails when the OLED controller model complained about a command.
+    pub fn check_oled_errors(&self) -> Result<()> {
+        let stderr = self.stderr();
+        if stderr.contains(OLED_ERROR) {
+            bail!("QEMU's SSD0323 model reported errors:\n{stderr}");
+        }
+        Ok(())
+    }
+
+    /// Waits for QEMU to exit by itself (the firmware's semihosting exit) within the timeout.
+    pub fn wait_exit(&mut self) -> Result<ExitStatus> {
+        let deadline = Instant::now() + self.options.timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.log.push(line);
+                }
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                bail!("QEMU did not exit within {:?}", self.options.timeout);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn transcript(&self) -> String {
+        format!(
+            "--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.log.join("\n"),
+            self.stderr()
+        )
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
