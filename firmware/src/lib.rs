@@ -2,8 +2,21 @@
 //! unchanged on every board, in the host simulator and in the exporter's verification.
 //!
 //! `no_std` and heap-free: buffers are static and sized at compile time, and nothing in the
-//! inference path uses floating point (the Cortex-M3 has no FPU).
+//! inference path uses floating point (the Cortex-M3 has no FPU). The `std` feature adds the
+//! host-only model builder and synthetic test models.
 #![no_std]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod app;
+#[cfg(feature = "std")]
+pub mod builder;
 pub mod crc;
+pub mod engine;
+pub mod format;
+pub mod frame;
+pub mod noise;
+#[cfg(feature = "std")]
+pub mod synth;

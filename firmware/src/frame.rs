@@ -1,0 +1,98 @@
+//! A 128×64 frame of 16 greys in the SSD0323's memory layout (byte `y · 64 + x / 2`, the even
+//! pixel in the high nibble): the board sends it as one window write, the simulator and the
+//! tests read pixels from it, so all three see the same bytes.
+
+use embedded_graphics::pixelcolor::{Gray4, GrayColor};
+use embedded_graphics::prelude::*;
+
+pub const WIDTH: usize = 128;
+pub const HEIGHT: usize = 64;
+/// Bytes of one frame: two pixels per byte.
+pub const BYTES: usize = WIDTH * HEIGHT / 2;
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Frame {
+    bytes: [u8; BYTES],
+}
+
+impl Default for Frame {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl core::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for y in 0..HEIGHT {
+            for x in 0..WIDTH {
+                f.write_str(match self.level(x, y) {
+                    0 => " ",
+                    1..=5 => ".",
+                    6..=10 => "+",
+                    _ => "#",
+                })?;
+            }
+            f.write_str("\n")?;
+        }
+        Ok(())
+    }
+}
+
+impl Frame {
+    pub const fn new() -> Self {
+        Frame { bytes: [0; BYTES] }
+    }
+
+    /// Grey level 0–15 of pixel (x, y); 0 outside the frame.
+    pub fn level(&self, x: usize, y: usize) -> u8 {
+        if x >= WIDTH || y >= HEIGHT {
+            return 0;
+        }
+        let byte = self.bytes[y * WIDTH / 2 + x / 2];
+        if x.is_multiple_of(2) {
+            byte >> 4
+        } else {
+            byte & 0x0F
+        }
+    }
+
+    fn set(&mut self, x: usize, y: usize, level: u8) {
+        let slot = &mut self.bytes[y * WIDTH / 2 + x / 2];
+        *slot = if x.is_multiple_of(2) {
+            (*slot & 0x0F) | (level << 4)
+        } else {
+            (*slot & 0xF0) | (level & 0x0F)
+        };
+    }
+
+    /// The controller's framebuffer bytes.
+    pub fn as_bytes(&self) -> &[u8; BYTES] {
+        &self.bytes
+    }
+}
+
+impl OriginDimensions for Frame {
+    fn size(&self) -> Size {
+        Size::new(WIDTH as u32, HEIGHT as u32)
+    }
+}
+
+impl DrawTarget for Frame {
+    type Color = Gray4;
+    type Error = core::convert::Infallible;
+
+    fn draw_iter<I>(&mut self, pixels: I) -> Result<(), Self::Error>
+    where
+        I: IntoIterator<Item = Pixel<Gray4>>,
+    {
+        for Pixel(p, c) in pixels {
+            if let (Ok(x), Ok(y)) = (usize::try_from(p.x), usize::try_from(p.y))
+                && x < WIDTH
+                && y < HEIGHT
+            {
+                self.set(x, y, c.luma());
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,242 @@
+//! The model blob: round trip through the builder, and refusal (never a panic) of damaged,
+//! truncated, foreign or future blobs.
+
+mod common;
+
+use firmware::builder::BuildError;
+use firmware::crc::crc32;
+use firmware::engine::{Kernel, forward};
+use firmware::format::{Error, FORMAT_VERSION, Model, Storage, WeightKind};
+use proptest::prelude::*;
+
+fn sample_blob() -> Vec<u8> {
+    common::model(
+        11,
+        12,
+        10,
+        &[24, 9, 16],
+        &[WeightKind::Int8, WeightKind::Int4],
+        false,
+    )
+    .to_bytes()
+    .expect("valid")
+}
+
+/// Rewrites the trailing CRC so that only the later checks can catch a change.
+fn reseal(blob: &mut [u8]) {
+    let n = blob.len() - 4;
+    let crc = crc32(&blob[..n]);
+    blob[n..].copy_from_slice(&crc.to_le_bytes());
+}
+
+#[test]
+fn round_trip_keeps_every_tensor() {
+    let spec = common::model(
+        4,
+        20,
+        10,
+        &[17, 40, 9],
+        &[WeightKind::Int4, WeightKind::Int8],
+        false,
+    );
+    let blob = spec.to_bytes().unwrap();
+    let model = Model::from_bytes(&blob).unwrap();
+    let h = model.header;
+    assert_eq!(
+        (h.latent, h.classes, h.one_hot_level, h.width, h.height),
+        (20, 10, 32, 9, 1)
+    );
+    assert_eq!(
+        (h.noise_multiplier, h.noise_shift),
+        (spec.noise_multiplier, spec.noise_shift)
+    );
+    assert_eq!(model.layers().len(), 3);
+    assert_eq!(model.max_width(), 40);
+    for (layer, l) in model.layers().iter().zip(&spec.layers) {
+        assert_eq!(
+            (layer.inputs as usize, layer.outputs as usize),
+            (l.inputs, l.outputs)
+        );
+        assert_eq!((layer.kind, layer.output), (l.kind, l.output));
+        for o in 0..l.outputs {
+            assert_eq!(layer.channel(o), (l.bias[o], l.multiplier[o], l.shift[o]));
+            for i in 0..l.inputs {
+                assert_eq!(layer.weight(o, i), l.weights[o * l.inputs + i] as i32);
+            }
+        }
+    }
+    for b in 0..=255u8 {
+        assert_eq!(model.grey(b), spec.lut[b as usize]);
+    }
+}
+
+#[test]
+fn version_magic_and_crc_are_reported_as_such() {
+    let good = sample_blob();
+    let mut blob = good.clone();
+    blob[4..6].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+    reseal(&mut blob);
+    let err = Model::from_bytes(&blob).unwrap_err();
+    assert_eq!(
+        err,
+        Error::Version {
+            found: FORMAT_VERSION + 1
+        }
+    );
+    assert_eq!(err.as_str(), "model version differs");
+    assert!(
+        err.to_string()
+            .contains("version 2, this firmware reads version 1"),
+        "{err}"
+    );
+
+    let mut blob = good.clone();
+    blob[0] = b'X';
+    assert_eq!(Model::from_bytes(&blob).unwrap_err(), Error::BadMagic);
+
+    let mut blob = good.clone();
+    let mid = blob.len() / 2;
+    blob[mid] ^= 0x10;
+    assert_eq!(Model::from_bytes(&blob).unwrap_err(), Error::BadCrc);
+
+    assert_eq!(Model::from_bytes(&good[..5]).unwrap_err(), Error::TooShort);
+    let mut long = good.clone();
+    long.insert(long.len() - 4, 0);
+    reseal(&mut long);
+    assert_eq!(Model::from_bytes(&long).unwrap_err(), Error::TrailingBytes);
+}
+
+#[test]
+fn screen_texts_fit_the_screen() {
+    let all = [
+        Error::TooShort,
+        Error::BadMagic,
+        Error::Version { found: 9 },
+        Error::BadCrc,
+        Error::Malformed,
+        Error::TrailingBytes,
+        Error::LayerCount,
+        Error::Shape,
+        Error::Length,
+        Error::Requant,
+        Error::Clamp,
+        Error::Overflow,
+        Error::Input,
+        Error::Image,
+        Error::Lut,
+        Error::BufferTooSmall,
+    ];
+    for e in all {
+        assert!(e.as_str().len() <= 21, "{e:?}");
+    }
+}
+
+#[test]
+fn builder_refuses_what_the_firmware_would_refuse() {
+    let base = common::model(5, 8, 0, &[16, 9], &[WeightKind::Int8], false);
+    let mut spec = base.clone();
+    spec.layers[0].bias[3] = i32::MAX - 10;
+    assert_eq!(
+        spec.to_bytes().unwrap_err(),
+        BuildError::Rejected(Error::Overflow)
+    );
+
+    let mut spec = base.clone();
+    spec.layers[1].kind = WeightKind::Int4;
+    assert!(matches!(
+        spec.to_bytes().unwrap_err(),
+        BuildError::Tensor { layer: 1, .. }
+    ));
+
+    let mut spec = base.clone();
+    spec.layers[0].shift[0] = 31;
+    assert_eq!(
+        spec.to_bytes().unwrap_err(),
+        BuildError::Rejected(Error::Requant)
+    );
+
+    let mut spec = base.clone();
+    spec.layers[0].clamp_max = 300;
+    assert_eq!(
+        spec.to_bytes().unwrap_err(),
+        BuildError::Rejected(Error::Clamp)
+    );
+
+    let mut spec = base.clone();
+    spec.layers[0].output = Storage::I8;
+    spec.layers[0].clamp_max = 200;
+    assert_eq!(
+        spec.to_bytes().unwrap_err(),
+        BuildError::Rejected(Error::Clamp)
+    );
+
+    let mut spec = base.clone();
+    spec.width = 4;
+    assert_eq!(
+        spec.to_bytes().unwrap_err(),
+        BuildError::Rejected(Error::Image)
+    );
+
+    let mut spec = base;
+    spec.layers[1].weights.pop();
+    assert!(matches!(
+        spec.to_bytes().unwrap_err(),
+        BuildError::Tensor { layer: 1, .. }
+    ));
+}
+
+/// Whatever decodes must also run: the engine never panics on an accepted blob.
+fn decode_and_run(blob: &[u8]) -> Result<(), Error> {
+    let model = Model::from_bytes(blob)?;
+    let w = model.max_width();
+    let (mut a, mut b) = (vec![0u8; w], vec![0u8; w]);
+    let mut out = vec![0u8; model.pixels()];
+    let input = vec![-127i8; model.input_len()];
+    forward(&model, Kernel::Fast, &input, &mut a, &mut b, &mut out)?;
+    forward(&model, Kernel::Reference, &input, &mut a, &mut b, &mut out)?;
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn truncations_are_refused(cut in 0usize..10_000) {
+        let blob = sample_blob();
+        let cut = cut % blob.len();
+        prop_assert!(decode_and_run(&blob[..cut]).is_err());
+    }
+
+    #[test]
+    fn bit_flips_are_refused(bit in 0usize..100_000) {
+        let mut blob = sample_blob();
+        let bit = bit % (blob.len() * 8);
+        blob[bit / 8] ^= 1 << (bit % 8);
+        prop_assert!(decode_and_run(&blob).is_err());
+    }
+
+    /// With the CRC recomputed, only validation stands between a change and the engine: it may
+    /// accept (a changed weight is still a model) but must never panic.
+    #[test]
+    fn resealed_corruptions_never_panic(
+        edits in proptest::collection::vec((0usize..100_000, any::<u8>()), 1..4)
+    ) {
+        let mut blob = sample_blob();
+        for (at, value) in edits {
+            let n = blob.len() - 4;
+            blob[at % n] = value;
+        }
+        reseal(&mut blob);
+        let _ = decode_and_run(&blob);
+    }
+
+    #[test]
+    fn resealed_truncations_never_panic(cut in 6usize..10_000) {
+        let mut blob = sample_blob();
+        let cut = cut % (blob.len() - 4);
+        blob.truncate(cut);
+        blob.extend_from_slice(&[0; 4]);
+        reseal(&mut blob);
+        prop_assert!(decode_and_run(&blob).is_err());
+    }
+}
