@@ -2,6 +2,8 @@
 //! to QEMU over QMP (screen captures, key presses) and read what the firmware logs.
 
 pub mod board;
+pub mod demo;
+pub mod expected;
 pub mod qemu;
 pub mod qmp;
 pub mod screen;

@@ -10,6 +10,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use firmware::app::Button;
+
 use crate::qmp::Qmp;
 use crate::screen::Screen;
 
@@ -18,36 +20,25 @@ pub const READY: &str = "mcugan: ready";
 /// What QEMU's SSD0323 model prints for a command it does not know.
 pub const OLED_ERROR: &str = "ssd0323: error";
 
-/// The board's five buttons, by the QEMU key (qcode) each is wired to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Key {
-    Up,
-    Down,
-    Left,
-    Right,
-    Select,
+/// The QEMU key (qcode) each of the board's buttons is wired to.
+pub fn qcode(button: Button) -> &'static str {
+    match button {
+        Button::Up => "up",
+        Button::Down => "down",
+        Button::Left => "left",
+        Button::Right => "right",
+        Button::Select => "ctrl",
+    }
 }
 
-impl Key {
-    pub fn qcode(self) -> &'static str {
-        match self {
-            Key::Up => "up",
-            Key::Down => "down",
-            Key::Left => "left",
-            Key::Right => "right",
-            Key::Select => "ctrl",
-        }
-    }
-
-    /// The name the firmware logs for this button.
-    pub fn name(self) -> &'static str {
-        match self {
-            Key::Up => "up",
-            Key::Down => "down",
-            Key::Left => "left",
-            Key::Right => "right",
-            Key::Select => "select",
-        }
+/// The name the firmware logs for a button.
+pub fn name(button: Button) -> &'static str {
+    match button {
+        Button::Up => "up",
+        Button::Down => "down",
+        Button::Left => "left",
+        Button::Right => "right",
+        Button::Select => "select",
     }
 }
 
@@ -57,7 +48,8 @@ pub struct Options {
     pub icount_shift: Option<u32>,
     /// Bound on every wait: boot, each log line, each QMP reply.
     pub timeout: Duration,
-    /// How long a key stays down (virtual time); longer than the firmware's debounce.
+    /// How long a key stays down (virtual time): well over the firmware's 16 ms debounce, so a
+    /// busy host that stalls QEMU for a while does not lose a press.
     pub key_hold_ms: u32,
 }
 
@@ -66,7 +58,7 @@ impl Default for Options {
         Options {
             icount_shift: None,
             timeout: Duration::from_secs(20),
-            key_hold_ms: 40,
+            key_hold_ms: 100,
         }
     }
 }
@@ -191,22 +183,22 @@ impl Qemu {
     }
 
     /// Presses and releases a button (the firmware acts on the release).
-    pub fn press(&mut self, key: Key) -> Result<()> {
+    pub fn press(&mut self, button: Button) -> Result<()> {
         self.qmp.execute(
             "send-key",
             json!({
-                "keys": [{ "type": "qcode", "data": key.qcode() }],
+                "keys": [{ "type": "qcode", "data": qcode(button) }],
                 "hold-time": self.options.key_hold_ms,
             }),
         )?;
         Ok(())
     }
 
-    /// Presses `key` and waits for the firmware's line for it, which it prints once the new
+    /// Presses `button` and waits for the firmware's line for it, which it prints once the new
     /// frame is on the screen.
-    pub fn press_and_wait(&mut self, key: Key) -> Result<String> {
-        self.press(key)?;
-        self.wait_for(&format!("button={} ", key.name()))
+    pub fn press_and_wait(&mut self, button: Button) -> Result<String> {
+        self.press(button)?;
+        self.wait_for(&format!("button={} ", name(button)))
     }
 
     /// Captures the OLED as QEMU shows it.
@@ -275,4 +267,11 @@ impl Drop for Qemu {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The number after `key=` in a firmware log line.
+pub fn field(line: &str, key: &str) -> Option<u64> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
 }

@@ -1,30 +1,19 @@
 //! End-to-end: the LM3S6965 firmware in QEMU, seen from the outside as a user would: the OLED
-//! captured over QMP, the buttons pressed as keys, the firmware's log on stdout.
+//! captured over QMP, the buttons pressed as keys, the firmware's log on stdout. Every capture
+//! is compared pixel for pixel with the firmware crate's app rendered on the host.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use embedded_graphics::mono_font::{MonoTextStyle, ascii::FONT_6X10};
 use embedded_graphics::pixelcolor::Gray4;
 use embedded_graphics::prelude::*;
 use embedded_graphics::text::{Baseline, Text};
-use mcugan_tests::board;
-use mcugan_tests::qemu::{Key, Options, Qemu};
-use mcugan_tests::screen::{HEIGHT, Screen, WIDTH};
-
-/// The stand-in screen, computed independently of the firmware: the title in white, and from
-/// row 16 down sixteen 8-pixel bars, bar i grey (offset + i) mod 16.
-fn stand_in_screen(offset: u8) -> Screen {
-    let mut s = Screen::blank();
-    let style = MonoTextStyle::new(&FONT_6X10, Gray4::WHITE);
-    Text::with_baseline("mcugan lm3s6965", Point::zero(), style, Baseline::Top)
-        .draw(&mut s)
-        .unwrap();
-    for y in 16..HEIGHT {
-        for x in 0..WIDTH {
-            s.set(x, y, (offset + (x / 8) as u8) % 16);
-        }
-    }
-    s
-}
+use firmware::app::Button;
+use firmware::format::Model;
+use mcugan_tests::board::{self, Variant};
+use mcugan_tests::demo;
+use mcugan_tests::expected::HostApp;
+use mcugan_tests::qemu::{Options, Qemu, field};
+use mcugan_tests::screen::Screen;
 
 fn assert_screen(got: &Screen, want: &Screen, what: &str) {
     if let Some((x, y, g, w)) = got.first_difference(want) {
@@ -38,79 +27,252 @@ fn assert_screen(got: &Screen, want: &Screen, what: &str) {
     }
 }
 
-/// The value of `key=` in a firmware log line.
-fn field(line: &str, key: &str) -> Option<u64> {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
-        .and_then(|v| v.parse().ok())
+fn ready_line(qemu: &Qemu) -> String {
+    qemu.log().last().cloned().unwrap_or_default()
 }
 
 #[test]
-fn boots_and_shows_the_first_frame() -> Result<()> {
+fn boots_to_the_start_screen_with_a_valid_model() -> Result<()> {
     let elf = board::default_elf()?;
+    let blob = board::model_blob(&elf)?;
+    let model = Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{}", e.as_str()))?;
     let mut qemu = Qemu::boot(&elf, Options::default())?;
     eprintln!("boot to ready: {:?}", qemu.boot_time);
-    let ready = qemu.log().last().cloned().unwrap_or_default();
+    let ready = ready_line(&qemu);
+    assert!(ready.contains("model=ok"), "{ready}");
+    assert_eq!(field(&ready, "blob"), Some(blob.len() as u64), "{ready}");
+    assert_eq!(
+        field(&ready, "macs"),
+        Some(u64::from(model.macs())),
+        "{ready}"
+    );
     assert_eq!(field(&ready, "period_ns"), Some(80), "{ready}");
-    let used = field(&ready, "stack_used").expect("stack_used");
-    let capacity = field(&ready, "stack_capacity").expect("stack_capacity");
+    let used = field(&ready, "stack_used").context("stack_used")?;
+    let capacity = field(&ready, "stack_capacity").context("stack_capacity")?;
     assert!(used > 0 && used < capacity, "{ready}");
-    assert_screen(&qemu.capture()?, &stand_in_screen(0), "first frame");
+    assert_screen(
+        &qemu.capture()?,
+        &HostApp::new(&blob).screen(),
+        "start screen",
+    );
     qemu.check_oled_errors()
 }
 
 #[test]
-fn buttons_act_once_per_release_in_order() -> Result<()> {
+fn buttons_choose_generate_and_walk_as_the_host_app_does() -> Result<()> {
     let elf = board::default_elf()?;
+    let blob = board::model_blob(&elf)?;
+    let macs = Model::from_bytes(&blob)
+        .map_err(|e| anyhow::anyhow!("{}", e.as_str()))?
+        .macs();
+    let mut host = HostApp::new(&blob);
     let mut qemu = Qemu::boot(&elf, Options::default())?;
-    // Right twice: the first release is QEMU's first level change for that key, the second a
-    // full press and release through the debouncer.
+    // The first press of each key is QEMU's first level change for it; the repeats go through
+    // a full press and release in the debouncer. UP before any digit changes nothing.
     let script = [
-        (Key::Right, 1),
-        (Key::Right, 2),
-        (Key::Left, 1),
-        (Key::Up, 5),
-        (Key::Down, 1),
-        (Key::Select, 9),
-        (Key::Select, 1),
+        Button::Up,
+        Button::Select,
+        Button::Right,
+        Button::Right,
+        Button::Select,
+        Button::Up,
+        Button::Up,
+        Button::Down,
+        Button::Left,
+        Button::Select,
     ];
-    for (frame, (key, offset)) in script.into_iter().enumerate() {
-        let line = qemu.press_and_wait(key)?;
-        assert_eq!(field(&line, "frame"), Some(frame as u64 + 1), "{line}");
-        assert_eq!(field(&line, "offset"), Some(offset), "{line}");
-        let what = format!("after {key:?} (press {})", frame + 1);
-        assert_screen(&qemu.capture()?, &stand_in_screen(offset as u8), &what);
+    let mut frames = 0;
+    for (n, button) in script.into_iter().enumerate() {
+        let line = qemu.press_and_wait(button)?;
+        let us = field(&line, "us").context("us")? as u32;
+        let changed = host.press(button, us);
+        frames += u64::from(changed);
+        let what = format!("press {} ({button:?})", n + 1);
+        assert_eq!(field(&line, "frame"), Some(frames), "{what}: {line}");
+        assert_eq!(
+            field(&line, "seed"),
+            Some(u64::from(host.app().seed())),
+            "{what}: {line}"
+        );
+        let generated = changed && matches!(button, Button::Select | Button::Up | Button::Down);
+        let want_macs = if generated { u64::from(macs) } else { 0 };
+        assert_eq!(field(&line, "macs"), Some(want_macs), "{what}: {line}");
+        assert_screen(&qemu.capture()?, &host.screen(), &what);
     }
+    assert!(host.app().shown().is_some());
+    // The deepest stack use, generation included, stays within the 8 KiB that
+    // `cargo xtask size` reserves for the stack on top of the statics.
+    let deepest = qemu
+        .log()
+        .iter()
+        .filter_map(|l| field(l, "stack_used"))
+        .max()
+        .context("stack_used")?;
+    assert!(
+        deepest > 0 && deepest <= 8 * 1024,
+        "stack used: {deepest} B"
+    );
+    eprintln!("deepest stack use: {deepest} B");
     qemu.check_oled_errors()
 }
 
 #[test]
-fn instruction_counts_are_deterministic_under_icount() -> Result<()> {
+fn a_corrupt_model_shows_the_error_screen_and_the_board_keeps_running() -> Result<()> {
+    let good = board::model_blob(&board::default_elf()?)?;
+    let mut bad = good.clone();
+    let middle = bad.len() / 2;
+    bad[middle] ^= 0x40;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("corrupt-model.bin");
+    std::fs::write(&path, &bad)?;
+    // A stable path, so repeated runs reuse the build: the variant is named after the path.
+    let stable = board::board_dir().join("target/e2e/corrupt-model.bin");
+    std::fs::create_dir_all(stable.parent().context("parent")?)?;
+    std::fs::copy(&path, &stable)?;
+    let elf = board::elf_for(&Variant {
+        model: Some(stable),
+        ..Variant::default()
+    })?;
+    assert_eq!(
+        board::model_blob(&elf)?,
+        bad,
+        "the firmware holds the corrupt blob"
+    );
+
+    let mut qemu = Qemu::boot(&elf, Options::default())?;
+    let ready = ready_line(&qemu);
+    assert!(ready.contains("model=error"), "{ready}");
+    let host = HostApp::new(&bad);
+    assert!(host.app().model().is_err());
+    let want = host.screen();
+    assert_screen(&qemu.capture()?, &want, "error screen");
+    // Buttons do nothing, and nothing crashes.
+    for button in [Button::Select, Button::Right, Button::Up] {
+        let line = qemu.press_and_wait(button)?;
+        assert_eq!(field(&line, "frame"), Some(0), "{line}");
+    }
+    assert_screen(&qemu.capture()?, &want, "error screen after presses");
+    assert!(!qemu.log().iter().any(|l| l.contains("panic")));
+    qemu.check_oled_errors()
+}
+
+/// The ticks and MACs the boot self-test logged for `kernel`.
+fn selftest(qemu: &Qemu, kernel: &str) -> Result<(u64, u64)> {
+    let line = qemu
+        .log()
+        .iter()
+        .find(|l| l.contains(&format!("selftest kernel={kernel} ")))
+        .with_context(|| format!("no self-test line for {kernel}"))?;
+    Ok((
+        field(line, "ticks").context("ticks")?,
+        field(line, "macs").context("macs")?,
+    ))
+}
+
+/// Under `-icount shift=0` an instruction is 1 ns and a SysTick tick 80 ns: the instruction
+/// count of a generation is fixed, its tick count only by where the first tick boundary falls.
+#[test]
+fn kernels_agree_and_instruction_counts_are_deterministic_under_icount() -> Result<()> {
     let elf = board::default_elf()?;
     let options = Options {
         icount_shift: Some(0),
         ..Options::default()
     };
-    let mut ticks = Vec::new();
+    let mut runs = Vec::new();
     for _ in 0..2 {
         let mut qemu = Qemu::boot(&elf, options.clone())?;
-        let ready = qemu.log().last().cloned().unwrap_or_default();
-        ticks.push(field(&ready, "ticks").expect("ticks"));
-        let line = qemu.press_and_wait(Key::Select)?;
-        ticks.push(field(&line, "ticks").expect("ticks"));
+        assert!(
+            qemu.log()
+                .iter()
+                .any(|l| l.contains("selftest kernels_agree=true")),
+            "{:?}",
+            qemu.log()
+        );
+        let reference = selftest(&qemu, "Reference")?;
+        let fast = selftest(&qemu, "Fast")?;
+        let line = qemu.press_and_wait(Button::Select)?;
+        let app = (
+            field(&line, "gen_ticks").context("gen_ticks")?,
+            field(&line, "macs").context("macs")?,
+        );
+        runs.push([reference, fast, app]);
         qemu.check_oled_errors()?;
     }
-    // Drawing and flushing a frame takes thousands of instructions: 80 per tick at shift 0.
-    assert!(ticks.iter().all(|&t| t > 100), "{ticks:?}");
+    for (what, (a, b)) in ["reference kernel", "fast kernel", "app generation"]
+        .iter()
+        .zip(runs[0].iter().zip(&runs[1]))
+    {
+        assert_eq!(a.1, b.1, "{what}: same MACs");
+        assert!(
+            a.0.abs_diff(b.0) <= 1,
+            "{what}: same instructions, to one tick: {runs:?}"
+        );
+        let instructions = a.0 * 80;
+        assert!(a.1 > 0 && instructions > a.1, "{what}: {runs:?}");
+        eprintln!(
+            "{what}: {instructions} ± 80 instructions for {} MACs, {:.2} instructions per MAC",
+            a.1,
+            instructions as f64 / a.1 as f64
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn a_panic_is_shown_on_the_screen_and_ends_the_run_with_a_failure() -> Result<()> {
+    let elf = board::elf_for(&Variant {
+        features: vec!["panic-selftest"],
+        ..Variant::default()
+    })?;
+    let mut qemu = Qemu::boot(&elf, Options::default())?;
+    let logged = qemu.wait_for("mcugan: panic:")?;
+    assert!(logged.contains("self-test: the panic screen"), "{logged}");
+    // The firmware holds the screen for a second before it exits.
+    qemu.wait_for("mcugan: panic screen shown")?;
+    let got = qemu.capture()?;
+    let mut want = Screen::blank();
+    let title = MonoTextStyle::new(&FONT_6X10, Gray4::WHITE);
+    let body = MonoTextStyle::new(&FONT_6X10, Gray4::new(12));
+    Text::with_baseline("PANIC", Point::zero(), title, Baseline::Top).draw(&mut want)?;
+    // The message, wrapped at 21 characters: "self-test: the panic " / "screen @main.rs:…".
+    Text::with_baseline(
+        "self-test: the panic ",
+        Point::new(0, 11),
+        body,
+        Baseline::Top,
+    )
+    .draw(&mut want)?;
+    let top: Vec<u8> = (0..21 * 128).map(|i| got.get(i % 128, i / 128)).collect();
+    let top_want: Vec<u8> = (0..21 * 128).map(|i| want.get(i % 128, i / 128)).collect();
     assert_eq!(
-        ticks[..2],
-        ticks[2..],
-        "same binary, same instruction counts"
+        top, top_want,
+        "title and first line of the message\n{got:?}"
     );
-    eprintln!(
-        "first frame: {} instructions; a redraw: {}",
-        ticks[0] * 80,
-        ticks[1] * 80
+    assert!(
+        (21..31).any(|y| (0..128).any(|x| got.get(x, y) == 12)),
+        "second line of the message\n{got:?}"
     );
+    let status = qemu.wait_exit()?;
+    assert_eq!(status.code(), Some(1), "semihosting exit with failure");
+    qemu.check_oled_errors()
+}
+
+#[test]
+fn each_digit_in_turn_matches_the_host_and_makes_a_contact_sheet() -> Result<()> {
+    let elf = board::default_elf()?;
+    let blob = board::model_blob(&elf)?;
+    let (_qemu, captures) = demo::capture_digits(&elf, Options::default())?;
+    let mut host = HostApp::new(&blob);
+    for c in &captures {
+        host.press(Button::Right, 0);
+        let us = field(&c.line, "us").context("us")? as u32;
+        host.press(Button::Select, us);
+        assert_eq!(host.app().shown().and_then(|g| g.class), Some(c.digit));
+        assert_screen(&c.screen, &host.screen(), &format!("digit {}", c.digit));
+    }
+    let sheet = board::board_dir().join("target/e2e/digits.png");
+    demo::contact_sheet(&captures, 2, &sheet)?;
+    let img = image::open(&sheet)?;
+    assert_eq!((img.width(), img.height()), (4 + 5 * 260, 4 + 2 * 132));
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! Puts `memory.x` on the linker's search path and copies the model blob named by
-//! `MCUGAN_MODEL` into OUT_DIR, where `include_bytes!` picks it up.
+//! Puts `memory.x` on the linker's search path and writes the model blob into OUT_DIR, where
+//! `include_bytes!` picks it up: the file `MCUGAN_MODEL` names, or else a random model of the
+//! `lm3s6965` training preset's shape, until a trained default model is committed.
 
 use std::path::PathBuf;
 
@@ -17,8 +18,8 @@ fn main() {
             std::fs::read(&path)
                 .unwrap_or_else(|e| panic!("MCUGAN_MODEL={}: cannot read it: {e}", path.display()))
         }
-        // No model named: an empty blob, which the firmware reports as a missing model.
-        _ => Vec::new(),
+        // The `lm3s6965` preset's generator: latent 32 + 10 classes → 32 → 64 → 128 → 192 → 784.
+        _ => firmware::synth::random_model(0, 32, 10, &[32, 64, 128, 192, 784]),
     };
     std::fs::write(out.join("model.bin"), blob).expect("write model.bin");
 }

@@ -3,29 +3,39 @@
 #![no_std]
 #![no_main]
 
+mod app_clock;
+mod band;
 mod buttons;
-mod framebuffer;
 mod gpio;
 mod log;
+mod model;
 mod oled;
 mod panic;
-mod pattern;
 mod regs;
+mod selftest;
 mod ssi;
 mod timing;
 
 use cortex_m_rt::entry;
+use firmware::app::{App, SeedMode};
+use firmware::frame::Frame;
 
+use crate::app_clock::AppClock;
 use crate::buttons::Buttons;
-use crate::framebuffer::Framebuffer;
 use crate::log::log;
 use crate::oled::Oled;
-use crate::pattern::Pattern;
 use crate::ssi::Ssi0;
 use crate::timing::Clock;
 
 /// Bytes below the stack pointer at boot left unpainted (main's own frame grows into them).
 const PAINT_GUARD: u32 = 256;
+/// Activation buffer width: at least the model's widest layer.
+const WIDTH: usize = 1024;
+
+#[cfg(feature = "sequence-seeds")]
+const SEEDS: SeedMode = SeedMode::Sequence(0);
+#[cfg(not(feature = "sequence-seeds"))]
+const SEEDS: SeedMode = SeedMode::Entropy(0x6D63_7567);
 
 #[entry]
 fn main() -> ! {
@@ -36,23 +46,50 @@ fn main() -> ! {
     let clock = Clock::start(core.SYST);
     let mut oled = Oled::init(Ssi0::init());
     let mut buttons = Buttons::init();
-    let Some(fb) = cortex_m::singleton!(: Framebuffer<4096> = Framebuffer::new(0)) else {
-        panic!("framebuffer taken twice");
+    // Statics, so `cargo xtask size` counts them and the stack stays small.
+    let Some(frame) = cortex_m::singleton!(: Frame = Frame::new()) else {
+        panic!("frame taken twice");
+    };
+    let Some(app) = cortex_m::singleton!(: App<'static, WIDTH> = App::new(model::blob(), SEEDS))
+    else {
+        panic!("app taken twice");
     };
 
-    let mut pattern = Pattern::default();
-    let mut frame: u32 = 0;
-    let start = clock.ticks();
-    let _ = pattern.draw(fb);
-    oled.flush(fb);
-    log!(
-        "mcugan: ready frame=0 ticks={} period_ns={} stack_used={} stack_capacity={}",
-        clock.ticks() - start,
-        clock.period_ns(),
-        regs::stack::used(),
-        regs::stack::capacity()
-    );
+    // Only where the log can be read: it delays the first frame by two generations.
+    if let (true, Ok(model)) = (cfg!(feature = "semihosting"), app.model())
+        && let Some(scratch) =
+            cortex_m::singleton!(: selftest::Scratch<WIDTH> = selftest::Scratch::new())
+    {
+        selftest::kernels(model, &clock, scratch);
+    }
 
+    let start = clock.ticks();
+    let _ = app.render(frame);
+    oled.flush(0, frame.as_bytes());
+    match app.model() {
+        Ok(m) => log!(
+            "mcugan: ready frame=0 model=ok blob={} macs={} ticks={} period_ns={} stack_used={} stack_capacity={}",
+            model::blob().len(),
+            m.macs(),
+            clock.ticks() - start,
+            clock.period_ns(),
+            regs::stack::used(),
+            regs::stack::capacity()
+        ),
+        Err(e) => log!(
+            "mcugan: ready frame=0 model=error blob={} error={:?} period_ns={}",
+            model::blob().len(),
+            e.as_str(),
+            clock.period_ns()
+        ),
+    }
+
+    if cfg!(feature = "panic-selftest") {
+        panic!("self-test: the panic screen");
+    }
+
+    let mut app_clock = AppClock::new(&clock);
+    let mut frames: u32 = 0;
     let mut next_sample = clock.millis();
     loop {
         clock.wait();
@@ -63,16 +100,25 @@ fn main() -> ! {
         }
         while let Some(button) = buttons.next_release() {
             let start = clock.ticks();
-            pattern.press(button);
-            let _ = pattern.draw(fb);
-            oled.flush(fb);
-            frame += 1;
+            app_clock.reset();
+            let changed = app.handle(button, &mut app_clock);
+            let generated = app.shown().filter(|_| app_clock.last_interval().is_some());
+            if changed {
+                let _ = app.render(frame);
+                oled.flush(0, frame.as_bytes());
+                frames += 1;
+            }
             log!(
-                "mcugan: button={} frame={} offset={} ticks={}",
-                button.name(),
-                frame,
-                pattern.offset(),
-                clock.ticks() - start
+                "mcugan: button={} frame={} seed={} steps={} us={} gen_ticks={} macs={} ticks={} stack_used={}",
+                buttons::name(button),
+                frames,
+                app.seed(),
+                app.steps(),
+                app.micros().unwrap_or(0),
+                app_clock.last_interval().unwrap_or(0),
+                generated.map_or(0, |g| g.macs),
+                clock.ticks() - start,
+                regs::stack::used()
             );
         }
     }

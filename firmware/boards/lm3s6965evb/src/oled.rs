@@ -1,6 +1,6 @@
 //! The OSRAM 128×64 OLED's SSD0323 controller on SSI0, data/command select on PC7.
 
-use crate::framebuffer::{Framebuffer, HEIGHT, ROW_BYTES};
+use crate::band::{HEIGHT, ROW_BYTES};
 use crate::gpio::{self, Output};
 use crate::regs::gpio::{PORT_C, PORT_D};
 use crate::ssi::Ssi0;
@@ -50,11 +50,11 @@ impl Oled {
         oled
     }
 
-    /// Sends the buffer's rows as one window write: column window 0..63, row window over the
-    /// buffer's rows, then the bytes in controller order.
-    pub fn flush<const BYTES: usize>(&mut self, fb: &Framebuffer<BYTES>) {
-        self.window(fb.top(), fb.rows());
-        for &b in fb.bytes() {
+    /// Sends whole rows from `top` down as one window write: column window 0..63, row window
+    /// over the rows, then the bytes in controller order (64 a row).
+    pub fn flush(&mut self, top: i32, bytes: &[u8]) {
+        self.window(top, (bytes.len() / ROW_BYTES) as i32);
+        for &b in bytes {
             self.ssi.transfer(b);
         }
     }

@@ -46,6 +46,15 @@ pub mod ssi0 {
     pub const CR1_SSE: u32 = 1 << 1;
 }
 
+/// SysTick's control and status register (the timer itself belongs to `cortex_m::SYST`; the
+/// panic handler polls this one without owning it).
+pub mod systick {
+    pub const CSR: u32 = 0xE000_E010;
+    pub const CSR_ENABLE: u32 = 1 << 0;
+    /// Set when the counter wrapped since the last read; reading clears it.
+    pub const CSR_COUNTFLAG: u32 = 1 << 16;
+}
+
 /// Reads the 32-bit register at `addr`.
 #[inline(always)]
 pub fn read(addr: u32) -> u32 {
