@@ -1,3 +1,20 @@
 //! The host-side trainer: reads MNIST-format data and trains the GAN with ONNX Runtime.
+//!
+//! Each optimisation step is one ONNX graph (forward, backward and Adam) built by [`graph`],
+//! differentiated by [`autodiff`] and run by [`runtime`] (ONNX Runtime, or tract in tests).
 
+pub mod autodiff;
+pub mod classifier;
 pub mod data;
+pub mod gan;
+pub mod graph;
+pub mod model;
+pub mod ops;
+pub mod optim;
+pub mod runtime;
+
+pub use classifier::{MlpClassifier, MlpConfig};
+pub use gan::{GanConfig, GanTrainer, StepLosses, generator_onnx};
+pub use model::NamedTensor;
+pub use optim::Adam;
+pub use runtime::{Device, RuntimeError};

@@ -1,0 +1,96 @@
+//! Milliseconds per seed GAN step (D step + G step, batch 128) on the CPU with ONNX Runtime,
+//! and, when PyTorch is importable, the same step in PyTorch on the same threads, with the
+//! ratio ours / PyTorch.
+
+use criterion::Criterion;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use trainer::gan::{GanConfig, GanTrainer};
+use trainer::runtime::Device;
+
+fn trainer() -> (GanTrainer, Vec<f32>, Vec<u8>, Vec<f32>, Vec<f32>) {
+    let cfg = GanConfig::seed_recipe();
+    let mut t =
+        GanTrainer::new(cfg.clone(), Device::Cpu).expect("ONNX Runtime (run `cargo xtask setup`)");
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let real: Vec<f32> = (0..cfg.batch * 784)
+        .map(|_| rng.random_range(0.0..1.0))
+        .collect();
+    let labels = vec![0; cfg.batch];
+    let zd = t.draw_noise(cfg.batch);
+    let zg = t.draw_noise(cfg.batch);
+    (t, real, labels, zd, zg)
+}
+
+/// Our mean step time over `steps` steps after a warm-up, in milliseconds.
+fn ours_ms(steps: usize) -> f64 {
+    let (mut t, real, labels, zd, zg) = trainer();
+    for _ in 0..5 {
+        t.step_with_noise(&real, &labels, &zd, &zg).unwrap();
+    }
+    let start = Instant::now();
+    for _ in 0..steps {
+        t.step_with_noise(&real, &labels, &zd, &zg).unwrap();
+    }
+    start.elapsed().as_secs_f64() * 1e3 / steps as f64
+}
+
+fn pytorch_ms(threads: usize, steps: usize) -> Option<f64> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/pytorch_step.py");
+    let probe = Command::new("python3")
+        .args(["-c", "import torch"])
+        .output()
+        .ok()?;
+    if !probe.status.success() {
+        println!("PyTorch: not importable by python3, no baseline in this run");
+        return None;
+    }
+    let out = Command::new("python3")
+        .args([
+            script,
+            "--threads",
+            &threads.to_string(),
+            "--steps",
+            &steps.to_string(),
+        ])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ms = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ms_per_step "))
+        .and_then(|v| v.trim().parse().ok());
+    if ms.is_none() {
+        println!(
+            "PyTorch baseline failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    ms
+}
+
+fn main() {
+    let mut c = Criterion::default()
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(10))
+        .configure_from_args();
+    {
+        let (mut t, real, labels, zd, zg) = trainer();
+        println!("runtime: {}", t.describe());
+        c.bench_function("gan_step seed batch128 cpu", |b| {
+            b.iter(|| t.step_with_noise(&real, &labels, &zd, &zg).unwrap())
+        });
+    }
+    c.final_summary();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let ours = ours_ms(30);
+    println!("ours: {ours:.1} ms per seed GAN step (D + G, batch 128, {threads} threads)");
+    if let Some(pt) = pytorch_ms(threads, 30) {
+        println!(
+            "PyTorch: {pt:.1} ms per step; ratio ours/PyTorch = {:.2}",
+            ours / pt
+        );
+    }
+}

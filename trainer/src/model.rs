@@ -1,0 +1,178 @@
+//! What the models' parameters are called, their shapes and their initial values, and the
+//! shared plumbing that turns a list of parameters into graph inputs and Adam updates.
+
+use crate::graph::{GResult, Graph, Id};
+use crate::optim::{Adam, AdamSlot, adam_step};
+use crate::runtime::NEXT;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
+
+/// A named f32 tensor: parameters, statistics, optimiser moments, step counts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// How a tensor starts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    /// U(-b, b): PyTorch's default for Linear weights and biases, b = 1/√fan_in.
+    Uniform(f32),
+    Zeros,
+    Ones,
+}
+
+/// One tensor of a model: its name, shape, start value and whether Adam trains it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub init: Init,
+    pub trainable: bool,
+}
+
+impl ParamSpec {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn shape_i64(&self) -> Vec<i64> {
+        self.shape.iter().map(|&d| d as i64).collect()
+    }
+    /// Draws the initial value.
+    pub fn initial(&self, rng: &mut ChaCha8Rng) -> Vec<f32> {
+        match self.init {
+            Init::Zeros => vec![0.0; self.len()],
+            Init::Ones => vec![1.0; self.len()],
+            Init::Uniform(b) => (0..self.len()).map(|_| rng.random_range(-b..=b)).collect(),
+        }
+    }
+}
+
+/// Linear layer `prefix.weight` `[out, inp]` and `prefix.bias` `[out]`, PyTorch-initialised.
+pub fn linear_specs(prefix: &str, inp: usize, out: usize) -> [ParamSpec; 2] {
+    let b = 1.0 / (inp as f32).sqrt();
+    [
+        ParamSpec {
+            name: format!("{prefix}.weight"),
+            shape: vec![out, inp],
+            init: Init::Uniform(b),
+            trainable: true,
+        },
+        ParamSpec {
+            name: format!("{prefix}.bias"),
+            shape: vec![out],
+            init: Init::Uniform(b),
+            trainable: true,
+        },
+    ]
+}
+
+/// BatchNorm1d `prefix.{weight,bias}` (trained) and `prefix.running_{mean,var}` (statistics).
+pub fn batch_norm_specs(prefix: &str, c: usize) -> [ParamSpec; 4] {
+    let spec = |n: &str, init, trainable| ParamSpec {
+        name: format!("{prefix}.{n}"),
+        shape: vec![c],
+        init,
+        trainable,
+    };
+    [
+        spec("weight", Init::Ones, true),
+        spec("bias", Init::Zeros, true),
+        spec("running_mean", Init::Zeros, false),
+        spec("running_var", Init::Ones, false),
+    ]
+}
+
+/// Adam's first and second moment of parameter `p`, and a model's step counter.
+pub fn adam_m(p: &str) -> String {
+    format!("{p}.adam_m")
+}
+pub fn adam_v(p: &str) -> String {
+    format!("{p}.adam_v")
+}
+pub fn adam_step_name(model: &str) -> String {
+    format!("{model}.adam_step")
+}
+
+/// Every state tensor of a model trained by Adam: the specs, their two moments for the
+/// trainable ones, and the step counter (a scalar, shape `[]`).
+pub fn optimizer_state_specs(model: &str, specs: &[ParamSpec]) -> Vec<ParamSpec> {
+    let mut out = Vec::new();
+    for s in specs.iter().filter(|s| s.trainable) {
+        for name in [adam_m(&s.name), adam_v(&s.name)] {
+            out.push(ParamSpec {
+                name,
+                shape: s.shape.clone(),
+                init: Init::Zeros,
+                trainable: false,
+            });
+        }
+    }
+    out.push(ParamSpec {
+        name: adam_step_name(model),
+        shape: vec![],
+        init: Init::Zeros,
+        trainable: false,
+    });
+    out
+}
+
+/// Declares each spec as a graph input named after it.
+pub fn declare(g: &mut Graph, specs: &[ParamSpec]) -> HashMap<String, Id> {
+    specs
+        .iter()
+        .map(|s| (s.name.clone(), g.input(&s.name, &s.shape_i64())))
+        .collect()
+}
+
+/// Differentiates `loss` with respect to the trainable `specs` and emits their Adam update,
+/// writing `next.` outputs for parameters, moments and the step counter.
+pub fn emit_adam(
+    g: &mut Graph,
+    model: &str,
+    specs: &[ParamSpec],
+    ids: &HashMap<String, Id>,
+    loss: Id,
+    adam: &Adam,
+) -> GResult<()> {
+    let trainable: Vec<&ParamSpec> = specs.iter().filter(|s| s.trainable).collect();
+    let wrt: Vec<Id> = trainable.iter().map(|s| ids[&s.name]).collect();
+    let grads = crate::autodiff::gradients(g, loss, &wrt)?;
+    let step = g.input(&adam_step_name(model), &[]);
+    let mut slots = Vec::new();
+    for (s, &grad) in trainable.iter().zip(&grads) {
+        let m = g.input(&adam_m(&s.name), &s.shape_i64());
+        let v = g.input(&adam_v(&s.name), &s.shape_i64());
+        slots.push(AdamSlot {
+            param: ids[&s.name],
+            m,
+            v,
+            grad,
+        });
+    }
+    let (updates, t) = adam_step(g, adam, step, &slots)?;
+    for (s, u) in trainable.iter().zip(updates) {
+        g.output(&format!("{NEXT}{}", s.name), u.param)?;
+        g.output(&format!("{NEXT}{}", adam_m(&s.name)), u.m)?;
+        g.output(&format!("{NEXT}{}", adam_v(&s.name)), u.v)?;
+    }
+    g.output(&format!("{NEXT}{}", adam_step_name(model)), t)?;
+    Ok(())
+}
+
+/// Rows of one-hot vectors for `labels`, `classes` wide.
+pub fn one_hot(labels: &[u8], classes: usize) -> Vec<f32> {
+    let mut v = vec![0.0; labels.len() * classes];
+    for (i, &l) in labels.iter().enumerate() {
+        if (l as usize) < classes {
+            v[i * classes + l as usize] = 1.0;
+        }
+    }
+    v
+}

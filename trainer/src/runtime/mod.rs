@@ -1,0 +1,119 @@
+//! Runs step graphs while keeping the training state (parameters, moments, statistics) inside
+//! the runtime: ONNX Runtime for training, tract as the independent runtime tests compare with.
+//!
+//! Convention: a graph input whose name is a state tensor reads it; a graph output named
+//! `next.<name>` replaces that state tensor after the run; every other input is fed per call
+//! and every other output can be fetched.
+
+mod onnxruntime;
+mod tract;
+
+pub use onnxruntime::{OrtExecutor, default_library_path, ort_environment};
+pub use tract::{TractEval, TractExecutor, tract_eval};
+
+use crate::graph::Graph;
+use thiserror::Error;
+
+/// Prefix of a graph output that holds the new value of a state tensor.
+pub const NEXT: &str = "next.";
+
+/// Where the ONNX Runtime sessions run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Device {
+    Cpu,
+    Cuda,
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Device::Cpu => "cpu",
+            Device::Cuda => "cuda",
+        })
+    }
+}
+
+impl std::str::FromStr for Device {
+    type Err = RuntimeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" | "gpu" => Ok(Device::Cuda),
+            _ => Err(RuntimeError::Usage(format!(
+                "unknown device `{s}`: expected `cpu` or `cuda`"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum RuntimeError {
+    #[error(
+        "ONNX Runtime library not found at {path}: run `cargo xtask setup`, or point ORT_DYLIB_PATH at libonnxruntime.so"
+    )]
+    LibraryMissing { path: String },
+    #[error(
+        "cannot load the ONNX Runtime library {path}: {reason} (run `cargo xtask setup`, or point ORT_DYLIB_PATH at a libonnxruntime.so 1.24 or newer)"
+    )]
+    LibraryLoad { path: String, reason: String },
+    #[error("ONNX Runtime: {0}")]
+    Ort(String),
+    #[error("tract: {0}")]
+    Tract(String),
+    #[error("no state tensor named `{0}`")]
+    UnknownState(String),
+    #[error("graph `{graph}` needs input `{input}`: neither fed nor a state tensor")]
+    MissingInput { graph: String, input: String },
+    #[error("`{name}`: {len} values given, its shape {shape:?} holds {expected}")]
+    Size {
+        name: String,
+        len: usize,
+        shape: Vec<usize>,
+        expected: usize,
+    },
+    #[error("{0}")]
+    Usage(String),
+    #[error("graph: {0}")]
+    Graph(#[from] crate::graph::GraphError),
+}
+
+pub type RResult<T> = Result<T, RuntimeError>;
+
+/// Handle of a graph loaded into an [`Executor`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GraphHandle(pub(crate) usize);
+
+/// A runtime that holds named f32 state and runs f32 step graphs against it.
+pub trait Executor {
+    /// Compiles `graph` (f32) for this runtime.
+    fn load(&mut self, graph: &Graph, name: &str) -> RResult<GraphHandle>;
+    /// Creates or replaces the state tensor `name`.
+    fn set_state(&mut self, name: &str, shape: &[usize], data: &[f32]) -> RResult<()>;
+    /// Copies the state tensor `name` out, with its shape.
+    fn state(&self, name: &str) -> RResult<(Vec<usize>, Vec<f32>)>;
+    /// Names of all state tensors.
+    fn state_names(&self) -> Vec<String>;
+    /// Runs a graph: `feeds` are its non-state inputs; returns the `fetch` outputs in order and
+    /// replaces each state tensor that has a `next.` output.
+    fn run(
+        &mut self,
+        graph: GraphHandle,
+        feeds: &[(&str, &[f32])],
+        fetch: &[&str],
+    ) -> RResult<Vec<Vec<f32>>>;
+    /// The runtime and device, for messages.
+    fn describe(&self) -> String;
+}
+
+pub(crate) fn check_len(name: &str, shape: &[usize], len: usize) -> RResult<()> {
+    let expected = shape.iter().product::<usize>();
+    if expected != len {
+        return Err(RuntimeError::Size {
+            name: name.into(),
+            len,
+            shape: shape.to_vec(),
+            expected,
+        });
+    }
+    Ok(())
+}
