@@ -1,5 +1,7 @@
 //! `mcugan`: the command-line tool. Each subcommand is a thin layer over a library crate
-//! (`trainer`, `export`, `firmware`); later work adds `train`, `export`, `eval` and `sim`.
+//! (`trainer`, `export`, `firmware`); later work adds `train`, `export` and `eval`.
+
+mod sim;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -24,6 +26,35 @@ enum Command {
         #[arg(long, default_value = "data/mnist")]
         dir: PathBuf,
     },
+    /// Run the firmware's app on the host: a window (feature `window`), or headless to a PNG.
+    Sim {
+        /// Model blob written by `mcugan export`.
+        #[arg(
+            long,
+            required_unless_present = "random_model",
+            conflicts_with = "random_model"
+        )]
+        model: Option<PathBuf>,
+        /// Use a random model of the default shape built from this seed (no training needed).
+        #[arg(long, value_name = "SEED")]
+        random_model: Option<u64>,
+        /// No window: apply --press and write the screen to --out.
+        #[arg(long)]
+        headless: bool,
+        /// Buttons to press, e.g. "right right select up" (up, down, left, right, select).
+        #[arg(long, default_value = "")]
+        press: String,
+        /// PNG of the screen (headless): 128×64 grey, level n as n·17, times --scale.
+        #[arg(long, default_value = "screen.png")]
+        out: PathBuf,
+        /// Pixel repetition of the PNG (QEMU's OLED screendump is 4).
+        #[arg(long, default_value_t = 1)]
+        scale: u32,
+        /// First seed of the reproducible sequence (the n-th SELECT uses seed + n). The
+        /// window without it mixes seeds with the time between presses.
+        #[arg(long)]
+        seed: Option<u32>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -33,6 +64,31 @@ fn main() -> Result<()> {
         .init();
     match Cli::parse().command {
         Command::Data { dir } => data_summary(&dir),
+        Command::Sim {
+            model,
+            random_model,
+            headless,
+            press,
+            out,
+            scale,
+            seed,
+        } => {
+            let source = match (model, random_model) {
+                (Some(path), _) => sim::Source::File(path),
+                (None, seed) => sim::Source::Random(seed.unwrap_or(0)),
+            };
+            let blob = sim::load(&source)?;
+            if headless {
+                let presses = sim::parse_presses(&press)?;
+                let seed = seed.unwrap_or(0);
+                sim::write_png(&sim::headless(&blob, seed, &presses), scale, &out)?;
+                println!("{}", sim::describe(&blob, seed, &presses));
+                println!("wrote {}", out.display());
+                Ok(())
+            } else {
+                sim::window(&blob, seed)
+            }
+        }
     }
 }
 

@@ -1,0 +1,209 @@
+//! `mcugan sim`: the firmware's own `app` on the host, in a window (feature `window`, needs
+//! SDL2: `apt-get install libsdl2-dev`, then `cargo run --features window -- sim …`) or
+//! headless for scripts and tests.
+//!
+//! Headless output is the screen itself: a grey PNG of 128×64 pixels, level n written as n·17
+//! (as QEMU's OLED screendump does), each pixel repeated `--scale` times in x and y (QEMU's
+//! screendump is scale 4).
+
+use anyhow::{Context, Result, bail};
+use firmware::app::{App, Button, NoClock, SeedMode};
+use firmware::frame::{Frame, HEIGHT, WIDTH};
+use std::path::{Path, PathBuf};
+
+/// Where the model comes from.
+pub enum Source {
+    File(PathBuf),
+    /// A random model of the default preset's shape, built on the fly (no trained model yet).
+    Random(u64),
+}
+
+/// The random model's shape: latent 32 + 10 classes → 128 → 256 → 784.
+pub fn random_blob(seed: u64) -> Vec<u8> {
+    firmware::synth::random_model(seed, 32, 10, &[128, 256, 784])
+}
+
+pub fn load(source: &Source) -> Result<Vec<u8>> {
+    match source {
+        Source::File(path) => {
+            std::fs::read(path).with_context(|| format!("reading model {}", path.display()))
+        }
+        Source::Random(seed) => Ok(random_blob(*seed)),
+    }
+}
+
+/// Parses "select right select" into buttons.
+pub fn parse_presses(script: &str) -> Result<Vec<Button>> {
+    script
+        .split_whitespace()
+        .map(|name| {
+            Button::from_name(&name.to_ascii_lowercase()).with_context(|| {
+                format!("unknown button `{name}`: expected up, down, left, right or select")
+            })
+        })
+        .collect()
+}
+
+/// The screen after the presses, with the reproducible seed sequence from `seed` and no clock
+/// (so no time is shown and the result depends on nothing else).
+pub fn headless(blob: &[u8], seed: u32, presses: &[Button]) -> Frame {
+    let mut app: App<'_> = App::new(blob, SeedMode::Sequence(seed));
+    for &b in presses {
+        app.handle(b, &mut NoClock);
+    }
+    let mut frame = Frame::new();
+    let Ok(()) = app.render(&mut frame);
+    frame
+}
+
+/// Writes the frame as a grey PNG, each pixel `scale` × `scale`.
+pub fn write_png(frame: &Frame, scale: u32, path: &Path) -> Result<()> {
+    if scale == 0 {
+        bail!("--scale must be at least 1");
+    }
+    let image = image::GrayImage::from_fn(WIDTH as u32 * scale, HEIGHT as u32 * scale, |x, y| {
+        image::Luma([frame.level((x / scale) as usize, (y / scale) as usize) * 17])
+    });
+    image
+        .save(path)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Prints what the app reports (seed, class, MACs) so scripts can log it.
+pub fn describe(blob: &[u8], seed: u32, presses: &[Button]) -> String {
+    let mut app: App<'_> = App::new(blob, SeedMode::Sequence(seed));
+    for &b in presses {
+        app.handle(b, &mut NoClock);
+    }
+    match (app.model(), app.shown()) {
+        (Err(e), _) => format!("model refused: {e}"),
+        (Ok(m), None) => format!(
+            "model: {} layers, {} MACs per image; no image yet",
+            m.layers().len(),
+            m.macs()
+        ),
+        (Ok(_), Some(g)) => format!(
+            "seed {:#010x}, class {:?}, walk {}, {} MACs",
+            app.seed(),
+            g.class,
+            app.steps(),
+            g.macs
+        ),
+    }
+}
+
+/// The interactive window: arrow keys and Enter are the board's buttons.
+#[cfg(feature = "window")]
+pub fn window(blob: &[u8], seed: Option<u32>) -> Result<()> {
+    use embedded_graphics::pixelcolor::Gray4;
+    use embedded_graphics::prelude::Size;
+    use embedded_graphics_simulator::{
+        OutputSettingsBuilder, SimulatorDisplay, SimulatorEvent, Window, sdl2::Keycode,
+    };
+    use firmware::app::Clock;
+
+    struct HostClock(std::time::Instant);
+    impl Clock for HostClock {
+        fn micros(&mut self) -> Option<u32> {
+            Some(self.0.elapsed().as_micros() as u32)
+        }
+    }
+    let mode = match seed {
+        Some(s) => SeedMode::Sequence(s),
+        None => SeedMode::Entropy(std::process::id()),
+    };
+    let mut app: App<'_> = App::new(blob, mode);
+    let mut clock = HostClock(std::time::Instant::now());
+    let mut display = SimulatorDisplay::<Gray4>::new(Size::new(WIDTH as u32, HEIGHT as u32));
+    let settings = OutputSettingsBuilder::new().scale(4).build();
+    let mut window = Window::new("mcugan: arrows and Enter", &settings);
+    let Ok(()) = app.render(&mut display);
+    loop {
+        window.update(&display);
+        for event in window.events() {
+            let button = match event {
+                SimulatorEvent::Quit => return Ok(()),
+                SimulatorEvent::KeyDown {
+                    keycode,
+                    repeat: false,
+                    ..
+                } => match keycode {
+                    Keycode::Up => Button::Up,
+                    Keycode::Down => Button::Down,
+                    Keycode::Left => Button::Left,
+                    Keycode::Right => Button::Right,
+                    Keycode::Return | Keycode::KpEnter | Keycode::Space => Button::Select,
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            if app.handle(button, &mut clock) {
+                let Ok(()) = app.render(&mut display);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(15));
+    }
+}
+
+#[cfg(not(feature = "window"))]
+pub fn window(_blob: &[u8], _seed: Option<u32>) -> Result<()> {
+    bail!(
+        "this mcugan was built without the simulator window; use --headless, or install SDL2 \
+         (apt-get install libsdl2-dev) and run `cargo run --release --features window -- sim …`"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference_frame(blob: &[u8], seed: u32, presses: &[Button]) -> Frame {
+        // The app driven directly, as a board does.
+        let mut app: App<'_> = App::new(blob, SeedMode::Sequence(seed));
+        for &b in presses {
+            app.handle(b, &mut NoClock);
+        }
+        let mut f = Frame::new();
+        let Ok(()) = app.render(&mut f);
+        f
+    }
+
+    #[test]
+    fn headless_png_is_the_app_framebuffer_pixel_for_pixel() {
+        let blob = random_blob(3);
+        let presses = parse_presses("right right select up").unwrap();
+        let expected = reference_frame(&blob, 77, &presses);
+        let dir = std::env::temp_dir().join(format!("mcugan-sim-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for scale in [1u32, 4] {
+            let path = dir.join(format!("screen-{scale}.png"));
+            write_png(&headless(&blob, 77, &presses), scale, &path).unwrap();
+            let png = image::open(&path).unwrap().to_luma8();
+            assert_eq!(png.dimensions(), (128 * scale, 64 * scale));
+            let mut distinct = std::collections::BTreeSet::new();
+            for (x, y, p) in png.enumerate_pixels() {
+                let level = expected.level((x / scale) as usize, (y / scale) as usize);
+                assert_eq!(p.0[0], level * 17, "pixel ({x}, {y}) at scale {scale}");
+                distinct.insert(level);
+            }
+            assert!(distinct.len() > 4, "a real screen: {distinct:?}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn presses_parse_and_refuse_unknown_names() {
+        assert_eq!(
+            parse_presses(" select  RIGHT up").unwrap(),
+            vec![Button::Select, Button::Right, Button::Up]
+        );
+        assert!(parse_presses("select jump").is_err());
+    }
+
+    #[test]
+    fn a_bad_model_file_still_gives_a_screen() {
+        let frame = headless(b"not a model at all", 1, &[Button::Select]);
+        assert!((0..64).any(|y| (0..128).any(|x| frame.level(x, y) == 15)));
+        assert!(describe(b"not a model at all", 1, &[]).contains("magic"));
+    }
+}
