@@ -130,12 +130,21 @@ impl OrtExecutor {
 
     fn session(&self, bytes: &[u8]) -> RResult<Session> {
         let env = ort_environment()?;
+        // No spin-waiting between ops: on a 2-core machine shared with other work, spinning
+        // threads starve the busy ones (a seed step measured 326 ms with it, 125 ms without,
+        // under load).
         let mut b = Session::builder(env)
             .map_err(oerr)?
             .with_optimization_level(GraphOptimizationLevel::All)
             .map_err(oerr)?
             .with_intra_threads(self.threads)
+            .map_err(oerr)?
+            .with_intra_op_spinning(false)
             .map_err(oerr)?;
+        // Diagnostics: MCUGAN_ORT_PROFILE=<prefix> writes ONNX Runtime's per-op JSON profile.
+        if let Some(p) = std::env::var_os("MCUGAN_ORT_PROFILE") {
+            b = b.with_profiling(p).map_err(oerr)?;
+        }
         if self.device == Device::Cuda {
             b = b
                 .with_execution_providers([ep::CUDA::default().build().error_on_failure()])
