@@ -213,6 +213,32 @@ impl MlpClassifier {
             .collect()
     }
 
+    /// The trained parameters only (what a cached classifier needs).
+    pub fn params(&self) -> RResult<Vec<NamedTensor>> {
+        self.cfg
+            .param_specs()
+            .into_iter()
+            .map(|s| {
+                let (shape, data) = self.exec.state(&s.name)?;
+                Ok(NamedTensor {
+                    name: s.name,
+                    shape,
+                    data,
+                })
+            })
+            .collect()
+    }
+
+    /// Loads parameters saved by [`MlpClassifier::params`] (optimiser state stays as is).
+    pub fn load_params(&mut self, tensors: &[NamedTensor]) -> RResult<()> {
+        check_state(&self.cfg.param_specs(), tensors)?;
+        for t in tensors {
+            self.exec.set_state(&t.name, &t.shape, &t.data)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces parameters and optimiser state (from [`MlpClassifier::state`]).
     pub fn load_state(&mut self, tensors: &[NamedTensor]) -> RResult<()> {
         check_state(&self.cfg.state_specs(), tensors)?;
         for t in tensors {

@@ -253,6 +253,22 @@ fn classifier_learns_a_separable_problem() {
     let pred = c.predict(&x).unwrap();
     let acc = pred.iter().zip(&y).filter(|(a, b)| a == b).count() as f32 / 500.0;
     assert!(acc > 0.95, "accuracy {acc}");
+    // Parameters alone restore the classifier, in another runtime too.
+    let mut other = MlpClassifier::with_executor(
+        MlpConfig {
+            seed: 99,
+            ..cfg.clone()
+        },
+        Box::new(TractExecutor::new()),
+    )
+    .unwrap();
+    other.load_params(&c.params().unwrap()).unwrap();
+    let pred2 = other.predict(&x).unwrap();
+    let same = pred.iter().zip(&pred2).filter(|(a, b)| a == b).count();
+    assert!(
+        same >= 498,
+        "{same}/500 predictions agree after reloading the parameters"
+    );
     let (features, logits) = c.forward(&x[..20]).unwrap();
     assert_eq!((features.len(), logits.len()), (16, 10));
     assert!(features.iter().all(|&f| f >= 0.0), "features are post-ReLU");
