@@ -4,14 +4,19 @@
 //! differentiated by [`autodiff`] and run by [`runtime`] (ONNX Runtime, or tract in tests).
 
 pub mod autodiff;
+pub mod checkpoint;
 pub mod classifier;
 pub mod data;
+pub mod eval;
 pub mod gan;
 pub mod graph;
+pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod optim;
+pub mod report;
 pub mod runtime;
+pub mod train;
 
 pub use classifier::{MlpClassifier, MlpConfig};
 pub use gan::{GanConfig, GanTrainer, StepLosses, generator_onnx};

@@ -17,13 +17,14 @@ const BENCHES: &[(&str, &str, &str, &str)] = &[(
 const PLANNED: &[&str] = &["train", "engine", "firmware"];
 
 pub fn run(which: Option<&str>) -> Result<()> {
-    if let Some(name) = which {
-        if !PLANNED.contains(&name) && !BENCHES.iter().any(|b| b.0 == name) {
-            bail!(
-                "unknown benchmark `{name}`: expected one of {}",
-                PLANNED.join(", ")
-            );
-        }
+    if let Some(name) = which
+        && !PLANNED.contains(&name)
+        && !BENCHES.iter().any(|b| b.0 == name)
+    {
+        bail!(
+            "unknown benchmark `{name}`: expected one of {}",
+            PLANNED.join(", ")
+        );
     }
     let root = crate::root();
     let mut ran = 0;
