@@ -6,12 +6,20 @@ use anyhow::{Result, bail};
 
 /// (name on the command line, package, bench target, what it compares).
 /// Each issue that adds a benchmark adds one row here.
-const BENCHES: &[(&str, &str, &str, &str)] = &[(
-    "train",
-    "trainer",
-    "gan_step",
-    "ms per seed GAN step (D + G, batch 128) on ONNX Runtime CPU vs the same step in PyTorch",
-)];
+const BENCHES: &[(&str, &str, &str, &str)] = &[
+    (
+        "train",
+        "trainer",
+        "gan_step",
+        "ms per seed GAN step (D + G, batch 128) on ONNX Runtime CPU vs the same step in PyTorch",
+    ),
+    (
+        "engine",
+        "firmware",
+        "engine",
+        "digits/s of the integer engine vs tract-onnx running the same float generator",
+    ),
+];
 
 /// The names `cargo xtask bench` accepts, including those not built yet.
 const PLANNED: &[&str] = &["train", "engine", "firmware"];
