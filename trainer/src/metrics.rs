@@ -18,7 +18,7 @@ impl Gaussian {
     /// as in the usual FID code.
     pub fn fit(features: &[f32], dim: usize) -> Gaussian {
         assert!(
-            dim > 0 && features.len() % dim == 0,
+            dim > 0 && features.len().is_multiple_of(dim),
             "features are not rows of {dim}"
         );
         let n = features.len() / dim;

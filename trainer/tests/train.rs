@@ -48,7 +48,11 @@ fn resume_equals_uninterrupted_to_the_bit() {
     let rest = train(&small(3), &opts(b.path(), true), None).unwrap();
     assert_eq!(rest.steps, 30);
     let bits = |h: &[[f32; 5]]| h.iter().flatten().map(|v| v.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(&rest.history), bits(&whole.history), "losses differ after resuming");
+    assert_eq!(
+        bits(&rest.history),
+        bits(&whole.history),
+        "losses differ after resuming"
+    );
 }
 
 #[test]
@@ -71,27 +75,59 @@ fn bad_or_mismatched_checkpoints_are_refused_and_left_alone() {
 
     // A new run into the same folder would overwrite it.
     let err = train(&small(1), &opts(dir.path(), false), None).unwrap_err();
-    assert!(matches!(err.downcast_ref::<TrainError>(), Some(TrainError::RunExists { .. })), "{err:#}");
+    assert!(
+        matches!(
+            err.downcast_ref::<TrainError>(),
+            Some(TrainError::RunExists { .. })
+        ),
+        "{err:#}"
+    );
 
     // Flags that change the model.
     let mut other = small(2);
     other.g_widths = vec![16, 48];
     let err = train(&other, &opts(dir.path(), true), None).unwrap_err();
-    assert!(matches!(err.downcast_ref::<TrainError>(), Some(TrainError::ConfigMismatch { field: "g_widths", .. })), "{err:#}");
+    assert!(
+        matches!(
+            err.downcast_ref::<TrainError>(),
+            Some(TrainError::ConfigMismatch {
+                field: "g_widths",
+                ..
+            })
+        ),
+        "{err:#}"
+    );
     assert!(format!("{err:#}").contains("g_widths"));
-    assert_eq!(std::fs::read(&ck).unwrap(), good, "a refused resume touched the checkpoint");
+    assert_eq!(
+        std::fs::read(&ck).unwrap(),
+        good,
+        "a refused resume touched the checkpoint"
+    );
 
     // A truncated checkpoint.
     std::fs::write(&ck, &good[..good.len() / 3]).unwrap();
     let err = train(&small(2), &opts(dir.path(), true), None).unwrap_err();
     let msg = format!("{err:#}");
-    assert!(msg.contains("checkpoint.safetensors") && msg.contains("corrupt or truncated"), "{msg}");
-    assert_eq!(std::fs::read(&ck).unwrap().len(), good.len() / 3, "the bad file was replaced");
+    assert!(
+        msg.contains("checkpoint.safetensors") && msg.contains("corrupt or truncated"),
+        "{msg}"
+    );
+    assert_eq!(
+        std::fs::read(&ck).unwrap().len(),
+        good.len() / 3,
+        "the bad file was replaced"
+    );
 
     // Nothing to resume.
     let empty = tempfile::tempdir().unwrap();
     let err = train(&small(1), &opts(empty.path(), true), None).unwrap_err();
-    assert!(matches!(err.downcast_ref::<TrainError>(), Some(TrainError::NothingToResume { .. })), "{err:#}");
+    assert!(
+        matches!(
+            err.downcast_ref::<TrainError>(),
+            Some(TrainError::NothingToResume { .. })
+        ),
+        "{err:#}"
+    );
 }
 
 #[test]
@@ -100,16 +136,26 @@ fn a_short_run_learns_and_writes_its_reports() {
     let mut cfg = small(4);
     cfg.subset = Some(1280);
     let s = train(&cfg, &opts(dir.path(), false), None).unwrap();
-    let mean = |h: &[[f32; 5]], k: usize| h.iter().map(|r| r[k] as f64).sum::<f64>() / h.len() as f64;
+    let mean =
+        |h: &[[f32; 5]], k: usize| h.iter().map(|r| r[k] as f64).sum::<f64>() / h.len() as f64;
     let (start, end) = (&s.history[..5], &s.history[s.history.len() - 5..]);
     // D's loss on real images, −ln D(real), falls below its starting value.
-    assert!(-mean(end, 3).ln() < -mean(start, 3).ln(), "D(real) {} → {}", mean(start, 3), mean(end, 3));
+    assert!(
+        -mean(end, 3).ln() < -mean(start, 3).ln(),
+        "D(real) {} → {}",
+        mean(start, 3),
+        mean(end, 3)
+    );
     let grid = image::open(dir.path().join("samples.png")).unwrap();
     assert_eq!((grid.width(), grid.height()), (10 * 58 + 2, 10 * 58 + 2));
     let plot = image::open(dir.path().join("losses.png")).unwrap();
     assert_eq!((plot.width(), plot.height()), (900, 500));
     let lines = std::fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap();
-    assert_eq!(lines.lines().count(), 5, "one line per epoch and one at the end");
+    assert_eq!(
+        lines.lines().count(),
+        5,
+        "one line per epoch and one at the end"
+    );
     let onnx = std::fs::read(dir.path().join("generator.onnx")).unwrap();
     assert!(onnx.len() > 4 * (40 * 16 + 16 * 32 + 32 * 784));
 }
@@ -128,5 +174,9 @@ fn divergence_stops_the_run_and_keeps_the_last_good_checkpoint() {
         Some(TrainError::Diverged { step, .. }) => assert!((11..=20).contains(step), "step {step}"),
         _ => panic!("expected divergence, got {err:#}"),
     }
-    assert_eq!(std::fs::read(&ck).unwrap(), good, "the last good checkpoint was replaced");
+    assert_eq!(
+        std::fs::read(&ck).unwrap(),
+        good,
+        "the last good checkpoint was replaced"
+    );
 }

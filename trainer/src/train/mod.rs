@@ -169,7 +169,7 @@ pub fn train(
                 .history
                 .push([step as f32, l.d_loss, l.g_loss, l.d_real, l.d_fake]);
             progress.batch += 1;
-            if step % 10 == 0 {
+            if step.is_multiple_of(10) {
                 update_bar(
                     &bar,
                     cfg,
@@ -185,10 +185,10 @@ pub fn train(
         }
         progress.epoch += 1;
         progress.batch = 0;
-        if progress.epoch % cfg.sample_every.max(1) == 0 {
+        if progress.epoch.is_multiple_of(cfg.sample_every.max(1)) {
             save(cfg, opts, &gan, &progress, seconds(&progress))?;
             let scores = match evaluate.as_mut() {
-                Some(f) if cfg.eval_every > 0 && progress.epoch % cfg.eval_every == 0 => {
+                Some(f) if cfg.eval_every > 0 && progress.epoch.is_multiple_of(cfg.eval_every) => {
                     Some(f(&mut gan)?)
                 }
                 _ => None,
