@@ -1,7 +1,10 @@
 //! `mcugan`: the command-line tool. Each subcommand is a thin layer over a library crate
-//! (`trainer`, `export`, `firmware`); later work adds `train`, `export` and `eval`.
+//! (`trainer`, `export`, `firmware`).
 
+mod eval;
+mod export;
 mod sim;
+mod train;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -20,6 +23,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train a GAN on MNIST (default preset: the conditional generator sized for the LM3S6965).
+    Train(Box<train::TrainArgs>),
+    /// Score a trained generator with the project's MNIST classifier (FID, IS, class accuracy).
+    Eval(eval::EvalArgs),
+    /// Quantize a trained generator to the firmware's integer model and verify it against float.
+    Export(export::ExportArgs),
     /// Summarise an MNIST-format data folder (counts per class), validating every file.
     Data {
         /// Folder with the four IDX files (raw or gzipped).
@@ -63,6 +72,9 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
+        Command::Train(args) => train::run(*args),
+        Command::Eval(args) => eval::run(args),
+        Command::Export(args) => export::run(args),
         Command::Data { dir } => data_summary(&dir),
         Command::Sim {
             model,
@@ -104,4 +116,10 @@ fn data_summary(dir: &std::path::Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A path inside the workspace this tool was built from: the default home of the data,
+/// the ONNX Runtime library and the cached classifier that `cargo xtask setup` provides.
+pub fn workspace_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
 }

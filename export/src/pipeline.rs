@@ -1,0 +1,206 @@
+//! `mcugan export`: checkpoint → folded float generator → calibrated integer model → blob,
+//! then the verification every export runs, written as JSON and as a PNG.
+
+use crate::float_model::FloatGenerator;
+use crate::load::load_generator;
+use crate::quantize::{calibrate, calibration_inputs, quantize, to_blob, weight_kinds};
+use crate::verify::{self, Fidelity};
+use anyhow::{Result, bail};
+use firmware::format::WeightKind;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Weight precision: all int8, all int4, or int8 with int4 for the largest layers until the
+/// blob fits the target's budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Weights {
+    Int8,
+    Int4,
+    Mixed,
+}
+
+impl std::str::FromStr for Weights {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "int8" => Ok(Weights::Int8),
+            "int4" => Ok(Weights::Int4),
+            "mixed" => Ok(Weights::Mixed),
+            _ => Err(format!(
+                "unknown weights `{s}`: expected int8, int4 or mixed"
+            )),
+        }
+    }
+}
+
+/// Where the model must fit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// 256 KiB of flash: the model gets 200 KiB, the firmware the rest.
+    Lm3s6965,
+    None,
+}
+
+impl Target {
+    pub fn budget(self) -> Option<usize> {
+        match self {
+            Target::Lm3s6965 => Some(200 * 1024),
+            Target::None => None,
+        }
+    }
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "lm3s6965" => Ok(Target::Lm3s6965),
+            "none" => Ok(Target::None),
+            _ => Err(format!("unknown target `{s}`: expected lm3s6965 or none")),
+        }
+    }
+}
+
+pub struct ExportOptions {
+    pub run: PathBuf,
+    pub out: PathBuf,
+    pub weights: Weights,
+    pub target: Target,
+    /// Noise vectors the verification runs (the calibration uses four times as many, apart).
+    pub samples: usize,
+}
+
+/// What an export wrote and measured (`export-report.json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub model: PathBuf,
+    pub bytes: usize,
+    pub budget: Option<usize>,
+    pub weights: Weights,
+    pub layer_kinds: Vec<String>,
+    pub layer_shapes: Vec<(usize, usize)>,
+    pub macs: u32,
+    pub activation_ranges: Vec<f32>,
+    pub fidelity: Fidelity,
+}
+
+/// Labels images (`n × 784`, in [0, 1]) with the project's classifier.
+pub type Labeler<'a> = dyn FnMut(&[f32]) -> Result<Vec<u8>> + 'a;
+
+pub fn export(opts: &ExportOptions, labeler: Option<&mut Labeler>) -> Result<Report> {
+    let (cfg, model) = load_generator(&opts.run)?;
+    let calib = calibrate(
+        &model,
+        &calibration_inputs(&model, opts.samples * 4, 0xCA11B),
+    );
+    let kinds = choose_kinds(&model, &calib, opts.weights, opts.target.budget())?;
+    let spec = quantize(&model, &calib, &kinds, 28, 28)?;
+    let blob = to_blob(&spec)?;
+    if let Some(budget) = opts.target.budget().filter(|&b| blob.len() > b) {
+        bail!(
+            "the model is {} bytes, over the {:?} budget of {budget} bytes; try --weights mixed or int4, or train a smaller generator (--g-widths)",
+            blob.len(),
+            opts.target
+        );
+    }
+    crate::write_file(&opts.out, &blob)?;
+
+    let onnx = opts.run.join("generator.onnx");
+    if !onnx.exists() {
+        let tensors = trainer::train::load_config(&opts.run)
+            .and_then(|(c, ck)| trainer::train::generator_tensors(&c, &ck, &opts.run))?;
+        let bytes = trainer::generator_onnx(&cfg.gan_config(), &tensors)?;
+        crate::write_file(&onnx, &bytes)?;
+    }
+    let (z, classes) = verify::check_inputs(&model, opts.samples, 0x5EED);
+    let float = verify::tract_images(&onnx, &model, &z, &classes)?;
+    let integer = verify::integer_images(&blob, &model, &z, &classes)?;
+    let labels = match labeler {
+        Some(label) => {
+            let as_float: Vec<f32> = integer.iter().map(|&g| g as f32 / 255.0).collect();
+            Some((label(&float)?, label(&as_float)?))
+        }
+        None => None,
+    };
+    let fidelity = verify::compare(
+        &float,
+        &integer,
+        784,
+        labels.as_ref().map(|(a, b)| (a.as_slice(), b.as_slice())),
+    )?;
+    let sheet = side_by_side(&float, &integer, 10);
+    let dir = opts
+        .out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    trainer::report::sample_grid(&sheet, 10, 3, &dir.join("float-vs-fixed.png"))?;
+    let decoded = firmware::format::Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let report = Report {
+        model: opts.out.clone(),
+        bytes: blob.len(),
+        budget: opts.target.budget(),
+        weights: opts.weights,
+        layer_kinds: kinds
+            .iter()
+            .map(|k| format!("{k:?}").to_lowercase())
+            .collect(),
+        layer_shapes: model.layers.iter().map(|l| (l.inputs, l.outputs)).collect(),
+        macs: decoded.macs(),
+        activation_ranges: calib.max_abs.clone(),
+        fidelity,
+    };
+    crate::write_file(
+        &dir.join("export-report.json"),
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
+    Ok(report)
+}
+
+/// Per-layer precision for the requested mode; `mixed` moves the largest layers to int4, one
+/// at a time, until the blob fits.
+fn choose_kinds(
+    model: &FloatGenerator,
+    calib: &crate::quantize::Calibration,
+    weights: Weights,
+    budget: Option<usize>,
+) -> Result<Vec<WeightKind>> {
+    let all = |k| vec![k; model.layers.len()];
+    match weights {
+        Weights::Int8 => Ok(all(WeightKind::Int8)),
+        Weights::Int4 => Ok(all(WeightKind::Int4)),
+        Weights::Mixed => {
+            let mut by_size: Vec<usize> = (0..model.layers.len()).collect();
+            by_size.sort_by_key(|&k| {
+                std::cmp::Reverse(model.layers[k].inputs * model.layers[k].outputs)
+            });
+            let mut int4 = Vec::new();
+            loop {
+                let kinds = weight_kinds(model, &int4);
+                let size = to_blob(&quantize(model, calib, &kinds, 28, 28)?)?.len();
+                if budget.is_none_or(|b| size <= b) || int4.len() == by_size.len() {
+                    return Ok(kinds);
+                }
+                int4.push(by_size[int4.len()]);
+            }
+        }
+    }
+}
+
+/// Rows of `cols` float samples, each followed by the same samples from the integer engine.
+fn side_by_side(float: &[f32], integer: &[u8], cols: usize) -> Vec<f32> {
+    let n = (float.len() / 784).min(2 * cols);
+    let mut out = Vec::new();
+    for start in (0..n).step_by(cols) {
+        let end = (start + cols).min(n);
+        out.extend_from_slice(&float[start * 784..end * 784]);
+        out.extend(
+            integer[start * 784..end * 784]
+                .iter()
+                .map(|&g| g as f32 / 255.0),
+        );
+    }
+    out
+}

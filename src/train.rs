@@ -1,0 +1,173 @@
+//! `mcugan train`: a preset, overridden by flags, handed to the trainer's loop.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use trainer::Device;
+use trainer::train::{self, Options, Preset, RunConfig, Stop};
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Starting point: `lm3s6965` (conditional, fits the board) or `seed` (the original recipe).
+    #[arg(long, default_value = "lm3s6965")]
+    preset: Preset,
+    /// Run folder: checkpoint, config.json, samples.png, losses.png, metrics.jsonl, generator.onnx.
+    #[arg(long, default_value = "runs/lm3s6965")]
+    out: PathBuf,
+    /// MNIST-format folder (raw or gzipped IDX; Fashion-MNIST works too).
+    #[arg(long, default_value_os_t = crate::workspace_path("data/mnist"))]
+    data: PathBuf,
+    /// `cpu`, or `cuda` (falls back to the CPU with a message when CUDA is unavailable).
+    #[arg(long, default_value = "cpu")]
+    device: Device,
+    /// Continue the run in --out from its checkpoint (flags that change the model are refused).
+    #[arg(long)]
+    resume: bool,
+    #[arg(long)]
+    z_dim: Option<usize>,
+    /// Condition on the digit class (one-hot joined to the noise and to D's input).
+    #[arg(long)]
+    conditional: Option<bool>,
+    /// Generator hidden widths, comma-separated (e.g. 32,64,128,192).
+    #[arg(long, value_delimiter = ',')]
+    g_widths: Option<Vec<usize>>,
+    /// Discriminator hidden widths, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    d_widths: Option<Vec<usize>>,
+    /// Learning rate of both networks (see --lr-g, --lr-d).
+    #[arg(long)]
+    lr: Option<f64>,
+    #[arg(long)]
+    lr_g: Option<f64>,
+    #[arg(long)]
+    lr_d: Option<f64>,
+    #[arg(long)]
+    beta1: Option<f64>,
+    #[arg(long)]
+    beta2: Option<f64>,
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Stop after this many epochs.
+    #[arg(long)]
+    epochs: Option<u64>,
+    /// Stop after this many minutes of training.
+    #[arg(long)]
+    minutes: Option<f64>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Train on the first N images only.
+    #[arg(long)]
+    subset: Option<usize>,
+    /// Samples, loss plot and metrics every N epochs.
+    #[arg(long)]
+    sample_every: Option<u64>,
+    /// Classifier evaluation every N epochs (0: only at the end).
+    #[arg(long)]
+    eval_every: Option<u64>,
+    /// Skip the classifier-based evaluation.
+    #[arg(long)]
+    no_eval: bool,
+}
+
+impl TrainArgs {
+    /// The preset (or the checkpoint's configuration, when resuming) with the flags applied.
+    fn config(&self) -> Result<RunConfig> {
+        let mut cfg = if self.resume && self.out.join(trainer::checkpoint::TENSORS_FILE).exists() {
+            train::load_config(&self.out)?.0
+        } else {
+            RunConfig::preset(self.preset)
+        };
+        macro_rules! set {
+            ($($flag:ident => $field:ident),*) => {$(
+                if let Some(v) = &self.$flag {
+                    cfg.$field = v.clone();
+                }
+            )*};
+        }
+        set!(z_dim => z_dim, conditional => conditional, g_widths => g_widths, d_widths => d_widths,
+             lr => lr_g, lr => lr_d, lr_g => lr_g, lr_d => lr_d, beta1 => beta1, beta2 => beta2,
+             batch => batch, seed => seed, sample_every => sample_every, eval_every => eval_every);
+        if self.subset.is_some() {
+            cfg.subset = self.subset;
+        }
+        if self.epochs.is_some() || self.minutes.is_some() {
+            cfg.epochs = self.epochs;
+            cfg.time_budget_s = self.minutes.map(|m| m * 60.0);
+        }
+        Ok(cfg)
+    }
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    let cfg = args.config()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        eprintln!("\nstopping after this step; writing a checkpoint (Ctrl-C again to abort)");
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    let opts = Options {
+        out: args.out.clone(),
+        data_dir: args.data.clone(),
+        device: args.device,
+        resume: args.resume,
+        progress: true,
+        stop,
+    };
+    println!(
+        "training {:?}: z {} {} G {:?} ({} weights) D {:?}, lr G {} D {}, betas ({}, {}), batch {}, {}",
+        cfg.preset,
+        cfg.z_dim,
+        if cfg.conditional {
+            "conditional"
+        } else {
+            "unconditional"
+        },
+        cfg.g_widths,
+        cfg.generator_weights(),
+        cfg.d_widths,
+        cfg.lr_g,
+        cfg.lr_d,
+        cfg.beta1,
+        cfg.beta2,
+        cfg.batch,
+        match (cfg.epochs, cfg.time_budget_s) {
+            (Some(e), Some(b)) => format!("{e} epochs or {:.1} min", b / 60.0),
+            (Some(e), None) => format!("{e} epochs"),
+            (None, Some(b)) => format!("{:.1} min", b / 60.0),
+            (None, None) => "until stopped".into(),
+        }
+    );
+    let summary = if args.no_eval {
+        train::train(&cfg, &opts, None)?
+    } else {
+        let mut eval = crate::eval::Evaluation::prepare(&args.data, args.device)?;
+        let mut f = |gan: &mut trainer::GanTrainer| eval.score_json(gan);
+        train::train(&cfg, &opts, Some(&mut f))?
+    };
+    let last = summary.history.last().copied().unwrap_or_default();
+    println!(
+        "{} after {} steps ({} epochs, {:.0} s, {:.0} images/s); last losses D {:.3} G {:.3}",
+        match summary.stop {
+            Stop::Epochs => "done",
+            Stop::Budget => "time budget reached",
+            Stop::Interrupted => "interrupted; resume with --resume",
+        },
+        summary.steps,
+        summary.epoch,
+        summary.train_seconds,
+        summary.images_per_second,
+        last[1],
+        last[2],
+    );
+    println!(
+        "results in {}: samples.png, losses.png, metrics.jsonl, checkpoint.safetensors, generator.onnx",
+        args.out.display()
+    );
+    Ok(())
+}
