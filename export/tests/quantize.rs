@@ -136,15 +136,17 @@ fn one_pixel_by_hand() {
     let acc = 127 * 32 + (-64) * 16 + 813; // 3845
     let (m, s) = quantize_multiplier((1.0 / 32.0) * (0.5 / 127.0) / (2.0 / 127.0));
     assert_eq!((l.multiplier[0], l.shift[0]), (m, s));
-    let stored = requantize(acc, m, s).clamp(-127, 127); // 3845/256 = 15.02 → 15
-    assert_eq!(stored, 15);
+    // The multiplier is (1/32)·(0.5/127) / (2/127) = 1/128: 3845/128 = 30.04 → 30.
+    assert_eq!((m as f64) * 2f64.powi(s as i32 - 31), 1.0 / 128.0);
+    let stored = requantize(acc, m, s).clamp(-127, 127);
+    assert_eq!(stored, 30);
     let blob = to_blob(&spec).unwrap();
     let decoded = Model::from_bytes(&blob).unwrap();
     let (mut a, mut b, mut out) = ([0u8; 8], [0u8; 8], [0u8; 1]);
     forward(&decoded, Kernel::Fast, &x, &mut a, &mut b, &mut out).unwrap();
     assert_eq!(out[0] as i8 as i32, stored);
-    // Grey: sigmoid(15 · 2/127) · 255 = sigmoid(0.2362) · 255 = 142.
-    assert_eq!(decoded.grey(out[0]), 142);
+    // Grey: sigmoid(30 · 2/127) · 255 = sigmoid(0.4724) · 255 = 157.07 → 157.
+    assert_eq!(decoded.grey(out[0]), 157);
 }
 
 #[test]
