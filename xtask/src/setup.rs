@@ -115,8 +115,7 @@ fn qemu() -> Result<()> {
     let logs = crate::root().join(".cache/logs");
     std::fs::create_dir_all(&logs)?;
     let log = logs.join("apt.log");
-    let script =
-        "apt-get update -q && apt-get install -y -q --no-install-recommends qemu-system-arm";
+    let script = "apt-get update -q && apt-get install -y -q qemu-system-arm";
     let file = std::fs::File::create(&log)?;
     util::run(
         Command::new("sh")
