@@ -7,6 +7,7 @@ use crate::gan::check_state;
 use crate::graph::{DType, GResult, Graph, Id};
 use crate::model::{
     NamedTensor, ParamSpec, declare, emit_adam, linear_specs, one_hot, optimizer_state_specs,
+    read_state,
 };
 use crate::ops::{linear, softmax_cross_entropy};
 use crate::optim::Adam;
@@ -199,34 +200,12 @@ impl MlpClassifier {
     }
 
     pub fn state(&self) -> RResult<Vec<NamedTensor>> {
-        self.cfg
-            .state_specs()
-            .into_iter()
-            .map(|s| {
-                let (shape, data) = self.exec.state(&s.name)?;
-                Ok(NamedTensor {
-                    name: s.name,
-                    shape,
-                    data,
-                })
-            })
-            .collect()
+        read_state(self.exec.as_ref(), self.cfg.state_specs())
     }
 
     /// The trained parameters only (what a cached classifier needs).
     pub fn params(&self) -> RResult<Vec<NamedTensor>> {
-        self.cfg
-            .param_specs()
-            .into_iter()
-            .map(|s| {
-                let (shape, data) = self.exec.state(&s.name)?;
-                Ok(NamedTensor {
-                    name: s.name,
-                    shape,
-                    data,
-                })
-            })
-            .collect()
+        read_state(self.exec.as_ref(), self.cfg.param_specs())
     }
 
     /// Loads parameters saved by [`MlpClassifier::params`] (optimiser state stays as is).

@@ -11,7 +11,7 @@
 use crate::graph::{DType, GResult, Graph, Id};
 use crate::model::{
     NamedTensor, ParamSpec, batch_norm_specs, declare, emit_adam, linear_specs, one_hot,
-    optimizer_state_specs,
+    optimizer_state_specs, read_state,
 };
 use crate::ops::{batch_norm_eval, batch_norm_train, bce_with_logits, linear};
 use crate::optim::Adam;
@@ -490,34 +490,12 @@ impl GanTrainer {
     /// Every state tensor (parameters, statistics, moments, step counters), in
     /// [`GanConfig::state_specs`] order.
     pub fn state(&self) -> RResult<Vec<NamedTensor>> {
-        self.cfg
-            .state_specs()
-            .into_iter()
-            .map(|s| {
-                let (shape, data) = self.exec.state(&s.name)?;
-                Ok(NamedTensor {
-                    name: s.name,
-                    shape,
-                    data,
-                })
-            })
-            .collect()
+        read_state(self.exec.as_ref(), self.cfg.state_specs())
     }
 
     /// The generator's parameters and running statistics (what export needs).
     pub fn generator_state(&self) -> RResult<Vec<NamedTensor>> {
-        self.cfg
-            .generator_specs()
-            .into_iter()
-            .map(|s| {
-                let (shape, data) = self.exec.state(&s.name)?;
-                Ok(NamedTensor {
-                    name: s.name,
-                    shape,
-                    data,
-                })
-            })
-            .collect()
+        read_state(self.exec.as_ref(), self.cfg.generator_specs())
     }
 
     /// Replaces the whole state (e.g. from a checkpoint). Every tensor of

@@ -3,7 +3,7 @@
 
 use crate::graph::{GResult, Graph, Id};
 use crate::optim::{Adam, AdamSlot, adam_step};
-use crate::runtime::NEXT;
+use crate::runtime::{Executor, NEXT, RResult};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
@@ -175,4 +175,19 @@ pub fn one_hot(labels: &[u8], classes: usize) -> Vec<f32> {
         }
     }
     v
+}
+
+/// Reads the tensors named by `specs` out of the runtime, in `specs` order.
+pub fn read_state(exec: &dyn Executor, specs: Vec<ParamSpec>) -> RResult<Vec<NamedTensor>> {
+    specs
+        .into_iter()
+        .map(|s| {
+            let (shape, data) = exec.state(&s.name)?;
+            Ok(NamedTensor {
+                name: s.name,
+                shape,
+                data,
+            })
+        })
+        .collect()
 }
