@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use trainer::Device;
+use trainer::gan::Conditioning;
 use trainer::train::{self, Options, Preset, RunConfig, Stop};
 
 #[derive(Args, Debug)]
@@ -27,9 +28,19 @@ pub struct TrainArgs {
     resume: bool,
     #[arg(long)]
     z_dim: Option<usize>,
-    /// Condition on the digit class (one-hot joined to the noise and to D's input).
+    /// Condition on the digit class (one-hot joined to the noise; D as --conditioning says).
     #[arg(long)]
     conditional: Option<bool>,
+    /// How D learns the class: `auxiliary` (AC-GAN: D classifies real images and rewards G
+    /// for samples of the intended class) or `concat` (one-hot joined to D's input).
+    #[arg(long)]
+    conditioning: Option<Conditioning>,
+    /// Weight of the auxiliary classification loss.
+    #[arg(long)]
+    aux_weight: Option<f64>,
+    /// D's target for real images (e.g. 0.9 for one-sided label smoothing; 1 for none).
+    #[arg(long)]
+    real_target: Option<f64>,
     /// Generator hidden widths, comma-separated (e.g. 32,64,128,192).
     #[arg(long, value_delimiter = ',')]
     g_widths: Option<Vec<usize>>,
@@ -86,7 +97,8 @@ impl TrainArgs {
                 }
             )*};
         }
-        set!(z_dim => z_dim, conditional => conditional, g_widths => g_widths, d_widths => d_widths,
+        set!(z_dim => z_dim, conditional => conditional, conditioning => conditioning,
+             aux_weight => aux_weight, real_target => real_target, g_widths => g_widths, d_widths => d_widths,
              lr => lr_g, lr => lr_d, lr_g => lr_g, lr_d => lr_d, beta1 => beta1, beta2 => beta2,
              batch => batch, seed => seed, sample_every => sample_every, eval_every => eval_every);
         if self.subset.is_some() {
@@ -120,17 +132,19 @@ pub fn run(args: TrainArgs) -> Result<()> {
         stop,
     };
     println!(
-        "training {:?}: z {} {} G {:?} ({} weights) D {:?}, lr G {} D {}, betas ({}, {}), batch {}, {}",
+        "training {:?}: z {} {} G {:?} ({} weights) D {:?}, real target {}, lr G {} D {}, betas ({}, {}), batch {}, {}",
         cfg.preset,
         cfg.z_dim,
-        if cfg.conditional {
-            "conditional"
-        } else {
-            "unconditional"
+        match (cfg.conditional, cfg.conditioning) {
+            (false, _) => "unconditional".to_string(),
+            (true, Conditioning::Concat) => "conditional (class joined to D's input)".to_string(),
+            (true, Conditioning::Auxiliary) =>
+                format!("conditional (AC-GAN, auxiliary weight {})", cfg.aux_weight),
         },
         cfg.g_widths,
         cfg.generator_weights(),
         cfg.d_widths,
+        cfg.real_target,
         cfg.lr_g,
         cfg.lr_d,
         cfg.beta1,

@@ -1,6 +1,7 @@
-//! Milliseconds per seed GAN step (D step + G step, batch 128) on the CPU with ONNX Runtime,
-//! and, when PyTorch is importable, the same step in PyTorch on the same threads, with the
-//! ratio ours / PyTorch.
+//! Milliseconds per seed GAN step (D step + G step, batch 128) with ONNX Runtime, and, when
+//! PyTorch is importable, the same step in PyTorch on the same threads and device, with the
+//! ratio ours / PyTorch. `MCUGAN_BENCH_DEVICE=cuda` (what `cargo xtask bench train --device
+//! cuda` sets) runs both on the GPU.
 
 use criterion::Criterion;
 use rand::{Rng, SeedableRng};
@@ -10,10 +11,17 @@ use std::time::{Duration, Instant};
 use trainer::gan::{GanConfig, GanTrainer};
 use trainer::runtime::Device;
 
+fn device() -> Device {
+    match std::env::var("MCUGAN_BENCH_DEVICE") {
+        Ok(d) => d.parse().expect("MCUGAN_BENCH_DEVICE: cpu or cuda"),
+        Err(_) => Device::Cpu,
+    }
+}
+
 fn trainer() -> (GanTrainer, Vec<f32>, Vec<u8>, Vec<f32>, Vec<f32>) {
     let cfg = GanConfig::seed_recipe();
     let mut t =
-        GanTrainer::new(cfg.clone(), Device::Cpu).expect("ONNX Runtime (run `cargo xtask setup`)");
+        GanTrainer::new(cfg.clone(), device()).expect("ONNX Runtime (run `cargo xtask setup`)");
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let real: Vec<f32> = (0..cfg.batch * 784)
         .map(|_| rng.random_range(0.0..1.0))
@@ -37,7 +45,7 @@ fn ours_ms(steps: usize) -> f64 {
     start.elapsed().as_secs_f64() * 1e3 / steps as f64
 }
 
-fn pytorch_ms(threads: usize, steps: usize) -> Option<f64> {
+fn pytorch_ms(threads: usize, steps: usize, device: &str) -> Option<f64> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/pytorch_step.py");
     let probe = Command::new("python3")
         .args(["-c", "import torch"])
@@ -54,6 +62,8 @@ fn pytorch_ms(threads: usize, steps: usize) -> Option<f64> {
             &threads.to_string(),
             "--steps",
             &steps.to_string(),
+            "--device",
+            device,
         ])
         .output()
         .ok()?;
@@ -76,18 +86,26 @@ fn main() {
         .sample_size(20)
         .measurement_time(Duration::from_secs(10))
         .configure_from_args();
-    {
+    // The device actually used: a CUDA request that fell back runs on the CPU.
+    let dev = {
         let (mut t, real, labels, zd, zg) = trainer();
-        println!("runtime: {}", t.describe());
-        c.bench_function("gan_step seed batch128 cpu", |b| {
+        let described = t.describe();
+        println!("runtime: {described}");
+        let dev = if described.contains("cuda") {
+            "cuda"
+        } else {
+            "cpu"
+        };
+        c.bench_function(&format!("gan_step seed batch128 {dev}"), |b| {
             b.iter(|| t.step_with_noise(&real, &labels, &zd, &zg).unwrap())
         });
-    }
+        dev
+    };
     c.final_summary();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let ours = ours_ms(30);
-    println!("ours: {ours:.1} ms per seed GAN step (D + G, batch 128, {threads} threads)");
-    if let Some(pt) = pytorch_ms(threads, 30) {
+    println!("ours: {ours:.1} ms per seed GAN step (D + G, batch 128, {dev}, {threads} threads)");
+    if let Some(pt) = pytorch_ms(threads, 30, dev) {
         println!(
             "PyTorch: {pt:.1} ms per step; ratio ours/PyTorch = {:.2}",
             ours / pt

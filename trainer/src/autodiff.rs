@@ -149,7 +149,27 @@ fn vjp(gr: &mut Graph, y: Id, k: usize, g: Id) -> GResult<Option<Id>> {
         }
         // Piecewise constant, or a stability shift whose gradient cancels (see `Op::ReduceMax`).
         Op::Sign | Op::Greater | Op::ReduceMax { .. } => None,
-        Op::Pow | Op::Slice { .. } => return Err(GraphError::NoGradient(format!("{:?}", node.op))),
+        Op::Slice { axis, start, end } => {
+            // Zeros on either side of the slice, along its axis.
+            let ax = if *axis < 0 {
+                axis + xs.len() as i64
+            } else {
+                *axis
+            } as usize;
+            let mut parts = Vec::new();
+            for (from, to) in [(0, *start), (*start, *end), (*end, xs[ax])] {
+                if from == *start && to == *end {
+                    parts.push(g);
+                } else if to > from {
+                    let mut shape = xs.clone();
+                    shape[ax] = to - from;
+                    let zero = gr.scalar(0.0);
+                    parts.push(gr.expand(zero, &shape)?);
+                }
+            }
+            Some(gr.concat(&parts, ax as i64)?)
+        }
+        Op::Pow => return Err(GraphError::NoGradient(format!("{:?}", node.op))),
     };
     Ok(r)
 }

@@ -1,6 +1,7 @@
 //! The seed's MLP GAN as step graphs: a discriminator step (fakes detached), a generator step
 //! (gradients flow through D, only G is updated), and generation with BatchNorm in eval mode.
-//! Unconditional, or conditional with a one-hot class joined to the noise and to D's input.
+//! Unconditional, or conditional with a one-hot class joined to the noise and, for D, either
+//! joined to its input or predicted by an auxiliary classifier head (AC-GAN).
 //!
 //! State tensor names (PyTorch-like): generator `g.block{i}.linear.{weight,bias}`,
 //! `g.block{i}.bn.{weight,bias,running_mean,running_var}`, `g.out.{weight,bias}`;
@@ -13,16 +14,44 @@ use crate::model::{
     NamedTensor, ParamSpec, batch_norm_specs, declare, emit_adam, linear_specs, one_hot,
     optimizer_state_specs, read_state,
 };
-use crate::ops::{batch_norm_eval, batch_norm_train, bce_with_logits, linear};
+use crate::ops::{
+    batch_norm_eval, batch_norm_train, bce_with_logits, linear, softmax_cross_entropy,
+};
 use crate::optim::Adam;
 use crate::runtime::{Device, Executor, GraphHandle, NEXT, OrtExecutor, RResult, RuntimeError};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// Pixels per MNIST image.
 pub const IMAGE_DIM: usize = 784;
+
+/// How a conditional GAN's discriminator learns the class.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Conditioning {
+    /// The one-hot class is joined to D's input: D judges (image, class) pairs.
+    #[default]
+    Concat,
+    /// AC-GAN: D sees the image alone and a second head classifies it (trained on real
+    /// images only); G is also rewarded when D reads its sample as the intended class.
+    Auxiliary,
+}
+
+impl std::str::FromStr for Conditioning {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "concat" => Ok(Conditioning::Concat),
+            "auxiliary" | "acgan" => Ok(Conditioning::Auxiliary),
+            _ => Err(format!(
+                "unknown conditioning `{s}`: expected `auxiliary` or `concat`"
+            )),
+        }
+    }
+}
 
 /// A GAN's shape and recipe.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,6 +70,12 @@ pub struct GanConfig {
     pub leaky_slope: f32,
     /// Seeds parameter initialisation and the trainer's noise.
     pub seed: u64,
+    /// How D uses the class (ignored when unconditional).
+    pub conditioning: Conditioning,
+    /// Weight of the auxiliary classification loss in both models' losses.
+    pub aux_weight: f64,
+    /// D's target for real images: 1, or less for one-sided label smoothing.
+    pub real_target: f64,
 }
 
 impl GanConfig {
@@ -57,6 +92,9 @@ impl GanConfig {
             d_adam: Adam::new(1e-5, 0.9, 0.999),
             leaky_slope: 0.2,
             seed: 0,
+            conditioning: Conditioning::Concat,
+            aux_weight: 1.0,
+            real_target: 1.0,
         }
     }
 
@@ -79,11 +117,34 @@ impl GanConfig {
         if self.classes == Some(0) {
             return bad("a conditional GAN needs at least one class");
         }
+        if !(self.real_target > 0.0 && self.real_target <= 1.0) {
+            return bad("the real target must be in (0, 1]");
+        }
+        if !(self.aux_weight.is_finite() && self.aux_weight >= 0.0) {
+            return bad("the auxiliary loss weight must be finite and not negative");
+        }
         Ok(())
     }
 
     fn class_dim(&self) -> usize {
         self.classes.unwrap_or(0)
+    }
+
+    /// Classes predicted by D's auxiliary head (0 when it has none).
+    fn aux_classes(&self) -> usize {
+        match (self.classes, self.conditioning) {
+            (Some(k), Conditioning::Auxiliary) => k,
+            _ => 0,
+        }
+    }
+
+    /// Width of the class one-hot joined to D's input.
+    fn d_class_dim(&self) -> usize {
+        if self.aux_classes() > 0 {
+            0
+        } else {
+            self.class_dim()
+        }
     }
 
     /// Generator tensors: trainable parameters and BatchNorm running statistics.
@@ -102,12 +163,13 @@ impl GanConfig {
     /// Discriminator parameters.
     pub fn discriminator_specs(&self) -> Vec<ParamSpec> {
         let mut v = Vec::new();
-        let mut inp = self.image_dim + self.class_dim();
+        let mut inp = self.image_dim + self.d_class_dim();
         for (i, &w) in self.d_widths.iter().enumerate() {
             v.extend(linear_specs(&format!("d.block{i}.linear"), inp, w));
             inp = w;
         }
-        v.extend(linear_specs("d.out", inp, 1));
+        // Column 0 is the real/fake logit; an auxiliary head adds one logit per class.
+        v.extend(linear_specs("d.out", inp, 1 + self.aux_classes()));
         v
     }
 
@@ -169,24 +231,50 @@ fn generator(
     Ok((g.sigmoid(logits), stats))
 }
 
-/// The discriminator's logits `[N, 1]`.
+/// The discriminator's logits: real/fake `[N, 1]`, and class logits `[N, K]` when it has an
+/// auxiliary head.
 fn discriminator(
     g: &mut Graph,
     cfg: &GanConfig,
     p: &HashMap<String, Id>,
     x: Id,
     onehot: Option<Id>,
-) -> GResult<Id> {
+) -> GResult<(Id, Option<Id>)> {
     let mut x = match onehot {
-        Some(c) => g.concat(&[x, c], 1)?,
-        None => x,
+        Some(c) if cfg.d_class_dim() > 0 => g.concat(&[x, c], 1)?,
+        _ => x,
     };
     for i in 0..cfg.d_widths.len() {
         let l = format!("d.block{i}.linear");
         let h = linear(g, x, p[&format!("{l}.weight")], p[&format!("{l}.bias")])?;
         x = g.leaky_relu(h, cfg.leaky_slope);
     }
-    linear(g, x, p["d.out.weight"], p["d.out.bias"])
+    let out = linear(g, x, p["d.out.weight"], p["d.out.bias"])?;
+    let k = cfg.aux_classes() as i64;
+    if k == 0 {
+        return Ok((out, None));
+    }
+    let adv = g.slice(out, 1, 0, 1);
+    let cls = g.slice(out, 1, 1, 1 + k);
+    Ok((adv, Some(cls)))
+}
+
+/// `loss + aux_weight · CE(class_logits, onehot)` when D has an auxiliary head.
+fn add_aux_loss(
+    g: &mut Graph,
+    cfg: &GanConfig,
+    loss: Id,
+    class_logits: Option<Id>,
+    onehot: Option<Id>,
+) -> GResult<Id> {
+    match (class_logits, onehot) {
+        (Some(cls), Some(c)) => {
+            let ce = softmax_cross_entropy(g, cls, c)?;
+            let weighted = g.mul_scalar(ce, cfg.aux_weight)?;
+            g.add(loss, weighted)
+        }
+        _ => Ok(loss),
+    }
 }
 
 fn inputs(g: &mut Graph, cfg: &GanConfig, n: i64) -> (Id, Option<Id>) {
@@ -205,9 +293,10 @@ pub struct LossGraph {
     pub extra: Vec<(String, Id)>,
 }
 
-/// The discriminator's loss, `(BCE(D(G(z)), 0) + BCE(D(real), 1)) / 2`, with inputs `real`
-/// `[B, D]`, `z` and (`onehot`); extra outputs `d_real`, `d_fake` (D's mean probability on
-/// each half).
+/// The discriminator's loss, `(BCE(D(G(z)), 0) + BCE(D(real), t)) / 2` with `t` the real
+/// target, plus the auxiliary classifier's cross-entropy on the real images when D has that
+/// head; inputs `real` `[B, D]`, `z` and (`onehot`, the real images' classes, which the fakes
+/// take too); extra outputs `d_real`, `d_fake` (D's mean probability on each half).
 pub fn d_loss_graph(cfg: &GanConfig, dtype: DType) -> GResult<LossGraph> {
     let mut g = Graph::new(dtype);
     let b = cfg.batch as i64;
@@ -223,11 +312,16 @@ pub fn d_loss_graph(cfg: &GanConfig, dtype: DType) -> GResult<LossGraph> {
         Some(c) => Some(g.concat(&[c, c], 0)?),
         None => None,
     };
-    let logits = discriminator(&mut g, cfg, &p, x, c2)?;
-    let targets: Vec<f64> = (0..2 * b).map(|i| if i < b { 0.0 } else { 1.0 }).collect();
+    let (logits, cls) = discriminator(&mut g, cfg, &p, x, c2)?;
+    let targets: Vec<f64> = (0..2 * b)
+        .map(|i| if i < b { 0.0 } else { cfg.real_target })
+        .collect();
     let t = g.constant(targets, &[2 * b, 1]);
-    // (BCE(fake, 0) + BCE(real, 1)) / 2 over equal halves = the mean over both.
+    // (BCE(fake, 0) + BCE(real, t)) / 2 over equal halves = the mean over both.
     let loss = bce_with_logits(&mut g, logits, t)?;
+    // The classifier head learns from real images only: fakes would teach it G's mistakes.
+    let cls_real = cls.map(|c| g.slice(c, 0, b, 2 * b));
+    let loss = add_aux_loss(&mut g, cfg, loss, cls_real, onehot)?;
     let prob = g.sigmoid(logits);
     let pf = g.slice(prob, 0, 0, b);
     let pr = g.slice(prob, 0, b, 2 * b);
@@ -242,7 +336,8 @@ pub fn d_loss_graph(cfg: &GanConfig, dtype: DType) -> GResult<LossGraph> {
     })
 }
 
-/// The generator's loss `BCE(D(G(z)), 1)`, inputs `z` and (`onehot`).
+/// The generator's loss `BCE(D(G(z)), 1)`, plus the auxiliary cross-entropy of D's class
+/// prediction against the intended class when D has that head; inputs `z` and (`onehot`).
 pub fn g_loss_graph(cfg: &GanConfig, dtype: DType) -> GResult<LossGraph> {
     let mut g = Graph::new(dtype);
     let b = cfg.batch as i64;
@@ -251,9 +346,10 @@ pub fn g_loss_graph(cfg: &GanConfig, dtype: DType) -> GResult<LossGraph> {
     p.extend(declare(&mut g, &ds));
     let (z, onehot) = inputs(&mut g, cfg, b);
     let (fake, stats) = generator(&mut g, cfg, &p, z, onehot, true)?;
-    let logits = discriminator(&mut g, cfg, &p, fake, onehot)?;
+    let (logits, cls) = discriminator(&mut g, cfg, &p, fake, onehot)?;
     let ones = g.constant(vec![1.0], &[1, 1]);
     let loss = bce_with_logits(&mut g, logits, ones)?;
+    let loss = add_aux_loss(&mut g, cfg, loss, cls, onehot)?;
     Ok(LossGraph {
         graph: g,
         loss,

@@ -94,12 +94,10 @@ pub fn line_plot(title: &str, x_label: &str, series: &[Series], path: &Path) -> 
             builder.caption(title, ("sans-serif", 22));
         }
         let mut chart = builder.build_cartesian_2d(x0..x1.max(x0 + 1.0), (y0 - pad)..(y1 + pad))?;
-        let mut mesh = chart.configure_mesh();
-        mesh.x_desc(x_label);
-        if !text {
-            mesh.disable_x_axis().disable_y_axis();
+        // The mesh's tick labels need a font even with the axes hidden: no font, no mesh.
+        if text {
+            chart.configure_mesh().x_desc(x_label).draw()?;
         }
-        mesh.draw()?;
         const COLORS: [RGBColor; 6] = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
         for (s, color) in series.iter().zip(COLORS.iter().cycle()) {
             let drawn = chart.draw_series(LineSeries::new(

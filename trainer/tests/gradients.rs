@@ -4,7 +4,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use trainer::autodiff::gradients;
-use trainer::gan::{GanConfig, d_loss_graph, g_loss_graph};
+use trainer::gan::{Conditioning, GanConfig, d_loss_graph, g_loss_graph};
 use trainer::graph::{DType, GResult, Graph, Id};
 use trainer::ops;
 use trainer::optim::Adam;
@@ -159,6 +159,18 @@ fn concat_on_both_axes() {
         |g, x| g.concat(&[x[0], x[1], x[0]], 1),
         TOL,
     );
+}
+
+#[test]
+fn slice_at_the_start_middle_and_end() {
+    let mut r = ChaCha8Rng::seed_from_u64(31);
+    for (axis, start, end) in [(0, 0, 2), (0, 1, 3), (1, 2, 5), (-1, 0, 5), (1, 1, 2)] {
+        check(
+            vec![rand_in(&mut r, "a", &[4, 5], -1.0, 1.0)],
+            |g, x| Ok(g.slice(x[0], axis, start, end)),
+            TOL,
+        );
+    }
 }
 
 #[test]
@@ -414,6 +426,9 @@ fn softmax_cross_entropy_gradient_and_value() {
 
 fn small_gan(conditional: bool) -> GanConfig {
     GanConfig {
+        conditioning: Conditioning::Concat,
+        aux_weight: 1.0,
+        real_target: 1.0,
         z_dim: 3,
         classes: conditional.then_some(3),
         g_widths: vec![5, 4],
@@ -521,14 +536,43 @@ fn check_gan_loss(cfg: &GanConfig, discriminator_loss: bool) {
     assert!(checked > 20);
 }
 
+/// The AC-GAN variant: D sees the image alone, with a class head and a weighted auxiliary
+/// loss, and a smoothed real target.
+fn small_acgan() -> GanConfig {
+    GanConfig {
+        conditioning: Conditioning::Auxiliary,
+        aux_weight: 0.7,
+        real_target: 0.9,
+        ..small_gan(true)
+    }
+}
+
 #[test]
 fn discriminator_loss_gradient() {
     check_gan_loss(&small_gan(false), true);
     check_gan_loss(&small_gan(true), true);
+    check_gan_loss(&small_acgan(), true);
 }
 
 #[test]
 fn generator_loss_gradient_through_the_discriminator() {
     check_gan_loss(&small_gan(false), false);
     check_gan_loss(&small_gan(true), false);
+    check_gan_loss(&small_acgan(), false);
+}
+
+#[test]
+fn acgan_discriminator_has_a_class_head_and_no_class_input() {
+    let (concat, ac) = (small_gan(true), small_acgan());
+    let shape = |c: &GanConfig, n: &str| {
+        c.discriminator_specs()
+            .into_iter()
+            .find(|s| s.name == n)
+            .unwrap()
+            .shape
+    };
+    assert_eq!(shape(&concat, "d.block0.linear.weight"), vec![6, 7 + 3]);
+    assert_eq!(shape(&ac, "d.block0.linear.weight"), vec![6, 7]);
+    assert_eq!(shape(&concat, "d.out.weight"), vec![1, 3]);
+    assert_eq!(shape(&ac, "d.out.weight"), vec![1 + 3, 3]);
 }

@@ -1,8 +1,9 @@
 //! `cargo xtask bench [NAME]`: criterion benchmarks, each measuring our code against a
 //! baseline in the same run (ratios, never absolute timings in unit tests).
 
-use crate::util::{cargo, step};
+use crate::util::{run as run_cmd, step};
 use anyhow::{Result, bail};
+use std::process::Command;
 
 /// (name on the command line, package, bench target, what it compares).
 /// Each issue that adds a benchmark adds one row here.
@@ -24,7 +25,11 @@ const BENCHES: &[(&str, &str, &str, &str)] = &[
 /// The names `cargo xtask bench` accepts, including those not built yet.
 const PLANNED: &[&str] = &["train", "engine", "firmware"];
 
-pub fn run(which: Option<&str>) -> Result<()> {
+pub fn run(which: Option<&str>, device: &str) -> Result<()> {
+    if !["cpu", "cuda"].contains(&device) {
+        bail!("unknown device `{device}`: expected cpu or cuda");
+    }
+
     if let Some(name) = which
         && !PLANNED.contains(&name)
         && !BENCHES.iter().any(|b| b.0 == name)
@@ -41,7 +46,14 @@ pub fn run(which: Option<&str>) -> Result<()> {
             continue;
         }
         step(&format!("bench {name}: {what}"));
-        cargo(&root, &["bench", "-p", package, "--bench", target])?;
+        // The device is read by the training benchmark; the others run on the CPU.
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        run_cmd(
+            Command::new(cargo)
+                .args(["bench", "-p", package, "--bench", target])
+                .env("MCUGAN_BENCH_DEVICE", device)
+                .current_dir(&root),
+        )?;
         ran += 1;
     }
     if ran == 0 {

@@ -3,6 +3,7 @@
 
 mod bench;
 mod board;
+mod demo;
 mod setup;
 mod size;
 mod util;
@@ -25,11 +26,14 @@ enum Command {
     /// Set up, then run every check: formatting, clippy, the workspace tests, firmware builds.
     Test,
     /// The main job: train, export, build the firmware, boot it in QEMU and capture the screen.
-    Demo,
+    Demo(demo::DemoArgs),
     /// Benchmarks (criterion), each against its baseline in the same run.
     Bench {
         /// Which benchmark: train, engine or firmware (all when omitted).
         which: Option<String>,
+        /// `cuda` runs the training step (ours and PyTorch's) on the GPU.
+        #[arg(long, default_value = "cpu")]
+        device: String,
     },
     /// Flash and RAM of the firmware images against the boards' budgets.
     Size,
@@ -40,11 +44,15 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Setup => setup::run(),
         Command::Test => test(),
-        Command::Demo => demo(),
-        Command::Bench { which } => bench::run(which.as_deref()),
+        Command::Demo(args) => demo::run(args),
+        Command::Bench { which, device } => bench::run(which.as_deref(), &device),
         Command::Size => size::run(),
     }
 }
+
+/// The committed default model (made by `mcugan train` + `mcugan export`, see its README), which
+/// the LM3S6965 firmware embeds unless `MCUGAN_MODEL` names another.
+pub const DEFAULT_MODEL_DIR: &str = "models/lm3s6965";
 
 /// The workspace root (xtask lives one level below it).
 pub fn root() -> PathBuf {
@@ -94,21 +102,5 @@ fn test() -> Result<()> {
         "all checks passed in {:.0} s",
         started.elapsed().as_secs_f64()
     ));
-    Ok(())
-}
-
-fn demo() -> Result<()> {
-    setup::run()?;
-    util::step(
-        "demo: set-up is done; the pipeline is not wired into the demo yet. Its stages, by hand:",
-    );
-    for stage in [
-        "cargo run -- train --minutes 10 --out runs/lm3s6965      (default lm3s6965 preset)",
-        "cargo run -- export --checkpoint runs/lm3s6965 --out out/model.bin",
-        "cd firmware/boards/lm3s6965evb && MCUGAN_MODEL=../../../out/model.bin cargo run --release   (boots in QEMU)",
-        "cargo test -p mcugan-tests      (presses SELECT for digits 0-9, writes a contact sheet)",
-    ] {
-        println!("    {stage}");
-    }
     Ok(())
 }

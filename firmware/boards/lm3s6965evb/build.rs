@@ -1,6 +1,6 @@
 //! Puts `memory.x` on the linker's search path and writes the model blob into OUT_DIR, where
-//! `include_bytes!` picks it up: the file `MCUGAN_MODEL` names, or else a random model of the
-//! `lm3s6965` training preset's shape, until a trained default model is committed.
+//! `include_bytes!` picks it up: the file `MCUGAN_MODEL` names, or else the project's committed
+//! default model (`models/lm3s6965/model.bin`, made by `mcugan train` + `mcugan export`).
 
 use std::path::PathBuf;
 
@@ -18,8 +18,18 @@ fn main() {
             std::fs::read(&path)
                 .unwrap_or_else(|e| panic!("MCUGAN_MODEL={}: cannot read it: {e}", path.display()))
         }
-        // The `lm3s6965` preset's generator: latent 32 + 10 classes → 32 → 64 → 128 → 192 → 784.
-        _ => firmware::synth::random_model(0, 32, 10, &[32, 64, 128, 192, 784]),
+        _ => {
+            let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo"));
+            let path = manifest.join("../../../models/lm3s6965/model.bin");
+            println!("cargo:rerun-if-changed={}", path.display());
+            std::fs::read(&path).unwrap_or_else(|e| {
+                panic!(
+                    "the default model {} cannot be read ({e}); set MCUGAN_MODEL to a model \
+                     blob made by `mcugan export`",
+                    path.display()
+                )
+            })
+        }
     };
     std::fs::write(out.join("model.bin"), blob).expect("write model.bin");
 }

@@ -1,7 +1,7 @@
 //! What a training run is: the presets and every choice a flag can override, saved with each
 //! checkpoint so a run can be resumed, compared and reproduced.
 
-use crate::gan::{GanConfig, IMAGE_DIM};
+use crate::gan::{Conditioning, GanConfig, IMAGE_DIM};
 use crate::optim::Adam;
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +36,15 @@ pub struct RunConfig {
     pub preset: Preset,
     pub z_dim: usize,
     pub conditional: bool,
+    /// How D learns the class of a conditional model.
+    #[serde(default)]
+    pub conditioning: Conditioning,
+    /// Weight of the auxiliary classification loss (AC-GAN only).
+    #[serde(default = "one")]
+    pub aux_weight: f64,
+    /// D's target for real images (below 1: one-sided label smoothing).
+    #[serde(default = "one")]
+    pub real_target: f64,
     pub g_widths: Vec<usize>,
     pub d_widths: Vec<usize>,
     pub batch: usize,
@@ -56,6 +65,10 @@ pub struct RunConfig {
     pub eval_every: u64,
 }
 
+fn one() -> f64 {
+    1.0
+}
+
 impl RunConfig {
     pub fn preset(preset: Preset) -> RunConfig {
         match preset {
@@ -63,6 +76,9 @@ impl RunConfig {
                 preset,
                 z_dim: 64,
                 conditional: false,
+                conditioning: Conditioning::Concat,
+                aux_weight: 1.0,
+                real_target: 1.0,
                 g_widths: vec![128, 256, 512, 1024],
                 d_widths: vec![512, 256, 128],
                 batch: 128,
@@ -83,6 +99,9 @@ impl RunConfig {
                 preset,
                 z_dim: 32,
                 conditional: true,
+                conditioning: Conditioning::Auxiliary,
+                aux_weight: 1.0,
+                real_target: 0.9,
                 g_widths: vec![32, 64, 128, 192],
                 d_widths: vec![512, 256, 128],
                 batch: 128,
@@ -113,6 +132,9 @@ impl RunConfig {
             d_adam: Adam::new(self.lr_d, self.beta1, self.beta2),
             leaky_slope: 0.2,
             seed: self.seed,
+            conditioning: self.conditioning,
+            aux_weight: self.aux_weight,
+            real_target: self.real_target,
         }
     }
 
@@ -137,7 +159,16 @@ impl RunConfig {
                 }
             )*};
         }
-        same!(z_dim, conditional, g_widths, d_widths, batch, seed, subset);
+        same!(
+            z_dim,
+            conditional,
+            conditioning,
+            g_widths,
+            d_widths,
+            batch,
+            seed,
+            subset
+        );
         None
     }
 }

@@ -136,6 +136,8 @@ pub fn train(
     let seconds = |p: &Progress| p.train_seconds + started.elapsed().as_secs_f64();
     let start_step = progress.history.len();
     let (mut pixels, mut labels) = (vec![0f32; cfg.batch * PIXELS], vec![0u8; cfg.batch]);
+    // The last in-loop evaluation: (epoch, scores).
+    let mut evaluated: Option<(u64, serde_json::Value)> = None;
     let stop = loop {
         if cfg.epochs.is_some_and(|e| progress.epoch >= e) {
             break Stop::Epochs;
@@ -200,14 +202,18 @@ pub fn train(
                 &fixed,
                 &progress,
                 seconds(&progress),
-                scores,
+                scores.clone(),
             )?;
+            evaluated = scores.map(|s| (progress.epoch, s));
         }
     };
     let train_seconds = seconds(&progress);
     save(cfg, opts, &gan, &progress, train_seconds)?;
-    let scores = match evaluate.as_mut() {
-        Some(f) if stop != Stop::Interrupted => Some(f(&mut gan)?),
+    // A run that ends right after an evaluation point keeps that evaluation (and its line).
+    let already = evaluated.filter(|(epoch, _)| *epoch == progress.epoch && progress.batch == 0);
+    let scores = match (&already, evaluate.as_mut()) {
+        (Some((_, s)), _) => Some(s.clone()),
+        (None, Some(f)) if stop != Stop::Interrupted => Some(f(&mut gan)?),
         _ => None,
     };
     if let Some(s) = &scores {
@@ -216,15 +222,17 @@ pub fn train(
             serde_json::to_string_pretty(s)?.as_bytes(),
         )?;
     }
-    write_reports(
-        cfg,
-        opts,
-        &mut gan,
-        &fixed,
-        &progress,
-        train_seconds,
-        scores,
-    )?;
+    if already.is_none() {
+        write_reports(
+            cfg,
+            opts,
+            &mut gan,
+            &fixed,
+            &progress,
+            train_seconds,
+            scores,
+        )?;
+    }
     let onnx = generator_onnx(&gan.config().clone(), &gan.generator_state()?)?;
     checkpoint::write_atomic(&opts.out.join("generator.onnx"), &onnx)?;
     bar.finish_and_clear();

@@ -1,0 +1,194 @@
+//! `cargo xtask demo`, the README's main job: train the default preset, export it, build the
+//! LM3S6965 firmware around it, boot it in QEMU, ask for each digit and keep what the screen
+//! shows. Everything lands in `out/` (the previous demo's results are replaced).
+
+use anyhow::{Context, Result, bail};
+use mcugan_tests::board::{Variant, elf_for};
+use mcugan_tests::demo::{capture_digits, contact_sheet};
+use mcugan_tests::qemu::Options;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::size::Footprint;
+use crate::util;
+
+/// Under `-icount shift=0` QEMU retires one instruction per virtual nanosecond and the board's
+/// SysTick ticks every 80 ns (12.5 MHz), so a tick is 80 instructions.
+const INSTRUCTIONS_PER_TICK: u64 = 80;
+/// The LM3S6965's clock, for the time-per-digit estimate.
+const BOARD_HZ: f64 = 50e6;
+
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    /// Minutes of training on the CPU (the default preset reaches legible digits in 3).
+    #[arg(long, default_value_t = 3.0)]
+    minutes: f64,
+    /// Skip training and export: put the committed default model on the board.
+    #[arg(long)]
+    committed: bool,
+    /// `cpu` or `cuda` for the training stage.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+/// One stage's name and wall time.
+struct Stages(Vec<(&'static str, Duration)>);
+
+impl Stages {
+    fn time<T>(&mut self, name: &'static str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        util::step(&format!("demo: {name}"));
+        let started = Instant::now();
+        let value = f().with_context(|| format!("demo stage `{name}` failed"))?;
+        self.0.push((name, started.elapsed()));
+        Ok(value)
+    }
+}
+
+pub fn run(args: DemoArgs) -> Result<()> {
+    let root = crate::root();
+    let out = root.join("out");
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut stages = Stages(Vec::new());
+    stages.time("set-up", crate::setup::run)?;
+
+    let (model, report) = if args.committed {
+        let dir = root.join(crate::DEFAULT_MODEL_DIR);
+        for name in ["model.bin", "export-report.json", "float-vs-fixed.png"] {
+            std::fs::copy(dir.join(name), out.join(name))
+                .with_context(|| format!("cannot copy {}", dir.join(name).display()))?;
+        }
+        (out.join("model.bin"), out.join("export-report.json"))
+    } else {
+        let run = out.join("run");
+        if run.exists() {
+            std::fs::remove_dir_all(&run)
+                .with_context(|| format!("cannot clear the previous demo's {}", run.display()))?;
+        }
+        let minutes = args.minutes.to_string();
+        stages.time("train (lm3s6965 preset)", || {
+            mcugan(
+                &root,
+                &[
+                    "train",
+                    "--out",
+                    path(&run)?,
+                    "--minutes",
+                    &minutes,
+                    "--device",
+                    &args.device,
+                ],
+            )
+        })?;
+        let model = out.join("model.bin");
+        stages.time("export (int8, checked against float)", || {
+            mcugan(
+                &root,
+                &[
+                    "export",
+                    "--checkpoint",
+                    path(&run)?,
+                    "--out",
+                    path(&model)?,
+                ],
+            )
+        })?;
+        for name in ["samples.png", "losses.png", "eval.json"] {
+            if run.join(name).exists() {
+                std::fs::copy(run.join(name), out.join(name))?;
+            }
+        }
+        (model, out.join("export-report.json"))
+    };
+
+    let elf = stages.time("build the LM3S6965 firmware", || {
+        elf_for(&Variant {
+            model: Some(model.clone()),
+            features: vec![],
+        })
+    })?;
+    let footprint = Footprint::of_elf(&elf)?;
+    for line in footprint.check()? {
+        println!("    {line}");
+    }
+
+    let captures = stages.time("boot in QEMU, SELECT for each digit 0-9", || {
+        let options = Options {
+            icount_shift: Some(0),
+            timeout: Duration::from_secs(120),
+            ..Options::default()
+        };
+        let (_qemu, captures) = capture_digits(&elf, options)?;
+        Ok(captures)
+    })?;
+    let sheet = out.join("board.png");
+    contact_sheet(&captures, 2, &sheet)?;
+
+    let ticks: u64 = captures.iter().map(|c| c.gen_ticks).sum::<u64>() / captures.len() as u64;
+    let macs = captures[0].macs;
+    let instructions = ticks * INSTRUCTIONS_PER_TICK;
+    let read = |p: &Path| -> Value {
+        std::fs::read_to_string(p)
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or(Value::Null)
+    };
+    let summary = json!({
+        "model": model.display().to_string(),
+        "stages_s": stages.0.iter().map(|(n, d)| json!({"stage": n, "seconds": d.as_secs_f64()})).collect::<Vec<_>>(),
+        "flash_bytes": footprint.flash,
+        "ram_bytes": footprint.ram,
+        "model_bytes": footprint.model,
+        "instructions_per_digit": instructions,
+        "macs_per_digit": macs,
+        "instructions_per_mac": instructions as f64 / macs as f64,
+        "ms_per_digit_at_50mhz": instructions as f64 / BOARD_HZ * 1e3,
+        "quality": read(&out.join("eval.json")),
+        "export": read(&report),
+    });
+    std::fs::write(
+        out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
+
+    println!();
+    for (name, d) in &stages.0 {
+        println!("    {name:<42} {:>7.1} s", d.as_secs_f64());
+    }
+    println!(
+        "    flash {:.1} KiB (model {:.1} KiB), RAM {:.1} KiB",
+        footprint.flash as f64 / 1024.0,
+        footprint.model as f64 / 1024.0,
+        footprint.ram as f64 / 1024.0
+    );
+    println!(
+        "    {instructions} instructions per digit, {:.2} per MAC, ~{:.1} ms per digit at 50 MHz",
+        instructions as f64 / macs as f64,
+        instructions as f64 / BOARD_HZ * 1e3
+    );
+    util::step(&format!(
+        "demo done: the board's screens are in {}, with samples.png, losses.png, \
+         float-vs-fixed.png, export-report.json and summary.json beside it",
+        sheet.display()
+    ));
+    Ok(())
+}
+
+/// Runs the `mcugan` CLI (release build) from the workspace root.
+fn mcugan(root: &Path, args: &[&str]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    util::run(
+        Command::new(cargo)
+            .args(["run", "--release", "--quiet", "--bin", "mcugan", "--"])
+            .args(args)
+            .current_dir(root),
+    )
+}
+
+fn path(p: &Path) -> Result<&str> {
+    match p.to_str() {
+        Some(s) => Ok(s),
+        None => bail!("{} is not valid UTF-8", p.display()),
+    }
+}
