@@ -31,8 +31,9 @@ pub struct TrainArgs {
     /// Condition on the digit class (one-hot joined to the noise; D as --conditioning says).
     #[arg(long)]
     conditional: Option<bool>,
-    /// How D learns the class: `auxiliary` (AC-GAN: D classifies real images and rewards G
-    /// for samples of the intended class) or `concat` (one-hot joined to D's input).
+    /// How D learns the class: `projection` (D's logit gains ⟨class embedding, features⟩),
+    /// `auxiliary` (AC-GAN: D classifies real images and rewards G for samples of the
+    /// intended class) or `concat` (one-hot joined to D's input).
     #[arg(long)]
     conditioning: Option<Conditioning>,
     /// Weight of the auxiliary classification loss.
@@ -138,6 +139,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
         match (cfg.conditional, cfg.conditioning) {
             (false, _) => "unconditional".to_string(),
             (true, Conditioning::Concat) => "conditional (class joined to D's input)".to_string(),
+            (true, Conditioning::Projection) =>
+                "conditional (projection discriminator)".to_string(),
             (true, Conditioning::Auxiliary) =>
                 format!("conditional (AC-GAN, auxiliary weight {})", cfg.aux_weight),
         },

@@ -42,6 +42,13 @@ pub fn name(button: Button) -> &'static str {
     }
 }
 
+/// Under `-icount shift=0` QEMU retires one instruction per virtual nanosecond and the board's
+/// SysTick ticks every 80 ns (12.5 MHz): a tick is 80 instructions.
+pub const INSTRUCTIONS_PER_TICK: u64 = 80;
+
+/// The LM3S6965's clock, for estimates of time on the real chip (one instruction per cycle).
+pub const BOARD_HZ: f64 = 50e6;
+
 #[derive(Clone, Debug)]
 pub struct Options {
     /// `-icount shift=N`: count instructions, 2^N ns each, deterministic timing.
@@ -225,6 +232,19 @@ impl Qemu {
     /// Stdout lines read so far.
     pub fn log(&self) -> &[String] {
         &self.log
+    }
+
+    /// The SysTick ticks and MACs the boot self-test logged for `kernel` (`Fast`, `Reference`).
+    pub fn selftest(&self, kernel: &str) -> Result<(u64, u64)> {
+        let line = self
+            .log
+            .iter()
+            .find(|l| l.contains(&format!("selftest kernel={kernel} ")))
+            .with_context(|| format!("no self-test line for {kernel}"))?;
+        Ok((
+            field(line, "ticks").context("ticks")?,
+            field(line, "macs").context("macs")?,
+        ))
     }
 
     /// Fails when the OLED controller model complained about a command.

@@ -12,7 +12,7 @@ use firmware::format::Model;
 use mcugan_tests::board::{self, Variant};
 use mcugan_tests::demo;
 use mcugan_tests::expected::HostApp;
-use mcugan_tests::qemu::{Options, Qemu, field};
+use mcugan_tests::qemu::{INSTRUCTIONS_PER_TICK, Options, Qemu, field};
 use mcugan_tests::screen::Screen;
 
 fn assert_screen(got: &Screen, want: &Screen, what: &str) {
@@ -156,19 +156,6 @@ fn a_corrupt_model_shows_the_error_screen_and_the_board_keeps_running() -> Resul
     qemu.check_oled_errors()
 }
 
-/// The ticks and MACs the boot self-test logged for `kernel`.
-fn selftest(qemu: &Qemu, kernel: &str) -> Result<(u64, u64)> {
-    let line = qemu
-        .log()
-        .iter()
-        .find(|l| l.contains(&format!("selftest kernel={kernel} ")))
-        .with_context(|| format!("no self-test line for {kernel}"))?;
-    Ok((
-        field(line, "ticks").context("ticks")?,
-        field(line, "macs").context("macs")?,
-    ))
-}
-
 /// Under `-icount shift=0` an instruction is 1 ns and a SysTick tick 80 ns: the instruction
 /// count of a generation is fixed, its tick count only by where the first tick boundary falls.
 #[test]
@@ -188,8 +175,8 @@ fn kernels_agree_and_instruction_counts_are_deterministic_under_icount() -> Resu
             "{:?}",
             qemu.log()
         );
-        let reference = selftest(&qemu, "Reference")?;
-        let fast = selftest(&qemu, "Fast")?;
+        let reference = qemu.selftest("Reference")?;
+        let fast = qemu.selftest("Fast")?;
         let line = qemu.press_and_wait(Button::Select)?;
         let app = (
             field(&line, "gen_ticks").context("gen_ticks")?,
@@ -207,7 +194,7 @@ fn kernels_agree_and_instruction_counts_are_deterministic_under_icount() -> Resu
             a.0.abs_diff(b.0) <= 1,
             "{what}: same instructions, to one tick: {runs:?}"
         );
-        let instructions = a.0 * 80;
+        let instructions = a.0 * INSTRUCTIONS_PER_TICK;
         assert!(a.1 > 0 && instructions > a.1, "{what}: {runs:?}");
         eprintln!(
             "{what}: {instructions} ± 80 instructions for {} MACs, {:.2} instructions per MAC",

@@ -38,6 +38,9 @@ pub enum Conditioning {
     /// AC-GAN: D sees the image alone and a second head classifies it (trained on real
     /// images only); G is also rewarded when D reads its sample as the intended class.
     Auxiliary,
+    /// Projection discriminator (Miyato & Koyama 2018): D's logit gains the inner product of
+    /// its last hidden features with a learned embedding of the class.
+    Projection,
 }
 
 impl std::str::FromStr for Conditioning {
@@ -46,8 +49,9 @@ impl std::str::FromStr for Conditioning {
         match s {
             "concat" => Ok(Conditioning::Concat),
             "auxiliary" | "acgan" => Ok(Conditioning::Auxiliary),
+            "projection" => Ok(Conditioning::Projection),
             _ => Err(format!(
-                "unknown conditioning `{s}`: expected `auxiliary` or `concat`"
+                "unknown conditioning `{s}`: expected `projection`, `auxiliary` or `concat`"
             )),
         }
     }
@@ -140,10 +144,17 @@ impl GanConfig {
 
     /// Width of the class one-hot joined to D's input.
     fn d_class_dim(&self) -> usize {
-        if self.aux_classes() > 0 {
-            0
-        } else {
-            self.class_dim()
+        match self.conditioning {
+            Conditioning::Concat => self.class_dim(),
+            Conditioning::Auxiliary | Conditioning::Projection => 0,
+        }
+    }
+
+    /// Classes D embeds for its projection term (0 when it has none).
+    fn projected_classes(&self) -> usize {
+        match (self.classes, self.conditioning) {
+            (Some(k), Conditioning::Projection) => k,
+            _ => 0,
         }
     }
 
@@ -170,6 +181,12 @@ impl GanConfig {
         }
         // Column 0 is the real/fake logit; an auxiliary head adds one logit per class.
         v.extend(linear_specs("d.out", inp, 1 + self.aux_classes()));
+        let k = self.projected_classes();
+        if k > 0 {
+            // One embedding row per class, initialised like a Linear layer's weight.
+            let [weight, _] = linear_specs("d.embed", inp, k);
+            v.push(weight);
+        }
         v
     }
 
@@ -250,6 +267,13 @@ fn discriminator(
         x = g.leaky_relu(h, cfg.leaky_slope);
     }
     let out = linear(g, x, p["d.out.weight"], p["d.out.bias"])?;
+    if let (true, Some(c)) = (cfg.projected_classes() > 0, onehot) {
+        // ⟨embed(y), φ(x)⟩ per sample: onehot [N, K] · E [K, H] → [N, H], ⊙ φ, Σ over H.
+        let e = g.gemm(c, p["d.embed.weight"], None, false, false)?;
+        let ef = g.mul(e, x)?;
+        let proj = g.reduce_sum(ef, &[1], true);
+        return Ok((g.add(out, proj)?, None));
+    }
     let k = cfg.aux_classes() as i64;
     if k == 0 {
         return Ok((out, None));

@@ -547,11 +547,21 @@ fn small_acgan() -> GanConfig {
     }
 }
 
+/// The projection discriminator: D sees the image alone, its logit gains ⟨embed(y), φ(x)⟩.
+fn small_projection() -> GanConfig {
+    GanConfig {
+        conditioning: Conditioning::Projection,
+        real_target: 0.9,
+        ..small_gan(true)
+    }
+}
+
 #[test]
 fn discriminator_loss_gradient() {
     check_gan_loss(&small_gan(false), true);
     check_gan_loss(&small_gan(true), true);
     check_gan_loss(&small_acgan(), true);
+    check_gan_loss(&small_projection(), true);
 }
 
 #[test]
@@ -559,10 +569,11 @@ fn generator_loss_gradient_through_the_discriminator() {
     check_gan_loss(&small_gan(false), false);
     check_gan_loss(&small_gan(true), false);
     check_gan_loss(&small_acgan(), false);
+    check_gan_loss(&small_projection(), false);
 }
 
 #[test]
-fn acgan_discriminator_has_a_class_head_and_no_class_input() {
+fn conditional_discriminators_have_the_right_inputs_and_heads() {
     let (concat, ac) = (small_gan(true), small_acgan());
     let shape = |c: &GanConfig, n: &str| {
         c.discriminator_specs()
@@ -575,4 +586,12 @@ fn acgan_discriminator_has_a_class_head_and_no_class_input() {
     assert_eq!(shape(&ac, "d.block0.linear.weight"), vec![6, 7]);
     assert_eq!(shape(&concat, "d.out.weight"), vec![1, 3]);
     assert_eq!(shape(&ac, "d.out.weight"), vec![1 + 3, 3]);
+    let proj = small_projection();
+    assert_eq!(shape(&proj, "d.block0.linear.weight"), vec![6, 7]);
+    assert_eq!(shape(&proj, "d.out.weight"), vec![1, 3]);
+    assert_eq!(
+        shape(&proj, "d.embed.weight"),
+        vec![3, 3],
+        "one row per class"
+    );
 }

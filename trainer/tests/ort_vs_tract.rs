@@ -52,7 +52,11 @@ fn twenty_steps_give_the_same_losses_in_ort_and_tract() {
         real_target: 0.9,
         ..small(true)
     };
-    for cfg in [small(false), small(true), acgan] {
+    let projection = GanConfig {
+        conditioning: Conditioning::Projection,
+        ..small(true)
+    };
+    for cfg in [small(false), small(true), acgan, projection] {
         let mut ort = GanTrainer::new(cfg.clone(), Device::Cpu).unwrap();
         let mut tr =
             GanTrainer::with_executor(cfg.clone(), Box::new(TractExecutor::new())).unwrap();

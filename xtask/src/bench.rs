@@ -3,7 +3,10 @@
 
 use crate::util::{run as run_cmd, step};
 use anyhow::{Result, bail};
+use mcugan_tests::board::{Variant, elf_for};
+use mcugan_tests::qemu::{BOARD_HZ, INSTRUCTIONS_PER_TICK, Options, Qemu};
 use std::process::Command;
+use std::time::Duration;
 
 /// (name on the command line, package, bench target, what it compares).
 /// Each issue that adds a benchmark adds one row here.
@@ -22,7 +25,7 @@ const BENCHES: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
-/// The names `cargo xtask bench` accepts, including those not built yet.
+/// The names `cargo xtask bench` accepts: the criterion benchmarks and `firmware`.
 const PLANNED: &[&str] = &["train", "engine", "firmware"];
 
 pub fn run(which: Option<&str>, device: &str) -> Result<()> {
@@ -56,6 +59,13 @@ pub fn run(which: Option<&str>, device: &str) -> Result<()> {
         )?;
         ran += 1;
     }
+    if which.is_none_or(|w| w == "firmware") {
+        step(
+            "bench firmware: instructions per digit and per dense MAC on the LM3S6965 (QEMU -icount), fast kernel vs reference",
+        );
+        firmware()?;
+        ran += 1;
+    }
     if ran == 0 {
         step(&format!(
             "bench: `{}` is not built yet",
@@ -63,4 +73,33 @@ pub fn run(which: Option<&str>, device: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Boots the default firmware under `-icount shift=0`, where the instruction count of a
+/// generation is exact, and reads the boot self-test's figures for both kernels.
+fn firmware() -> Result<()> {
+    let elf = elf_for(&Variant::default())?;
+    let options = Options {
+        icount_shift: Some(0),
+        timeout: Duration::from_secs(120),
+        ..Options::default()
+    };
+    let qemu = Qemu::boot(&elf, options)?;
+    let mut per_mac = Vec::new();
+    for kernel in ["Fast", "Reference"] {
+        let (ticks, macs) = qemu.selftest(kernel)?;
+        let instructions = ticks * INSTRUCTIONS_PER_TICK;
+        let ratio = instructions as f64 / macs as f64;
+        println!(
+            "{kernel:>9}: {instructions} instructions per digit (± {INSTRUCTIONS_PER_TICK}) for {macs} dense MACs: \
+             {ratio:.2} per MAC, ~{:.1} ms per digit at 50 MHz",
+            instructions as f64 / BOARD_HZ * 1e3
+        );
+        per_mac.push(ratio);
+    }
+    println!(
+        "fast kernel: {:.2}x fewer instructions than the reference kernel",
+        per_mac[1] / per_mac[0]
+    );
+    qemu.check_oled_errors()
 }

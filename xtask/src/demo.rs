@@ -5,7 +5,7 @@
 use anyhow::{Context, Result, bail};
 use mcugan_tests::board::{Variant, elf_for};
 use mcugan_tests::demo::{capture_digits, contact_sheet};
-use mcugan_tests::qemu::Options;
+use mcugan_tests::qemu::{BOARD_HZ, INSTRUCTIONS_PER_TICK, Options};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Command;
@@ -13,12 +13,6 @@ use std::time::{Duration, Instant};
 
 use crate::size::Footprint;
 use crate::util;
-
-/// Under `-icount shift=0` QEMU retires one instruction per virtual nanosecond and the board's
-/// SysTick ticks every 80 ns (12.5 MHz), so a tick is 80 instructions.
-const INSTRUCTIONS_PER_TICK: u64 = 80;
-/// The LM3S6965's clock, for the time-per-digit estimate.
-const BOARD_HZ: f64 = 50e6;
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {

@@ -1,0 +1,113 @@
+//! The whole export on a real, briefly trained run: the blob the firmware decodes, the report
+//! from a run of both engines, the picture, the float generator rewritten when missing, and the
+//! flash budget enforced.
+
+use export::pipeline::{ExportOptions, Target, Weights, export};
+use firmware::format::Model;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use trainer::Device;
+use trainer::train::{Options, Preset, RunConfig, train};
+
+fn mnist_dir() -> PathBuf {
+    std::env::var_os("MCUGAN_MNIST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/mnist"))
+}
+
+/// Trains the default (AC-GAN) recipe with generator widths `g` for two epochs of 640 images.
+fn trained_run(dir: &Path, g: &[usize]) {
+    let mut cfg = RunConfig::preset(Preset::Lm3s6965);
+    cfg.g_widths = g.to_vec();
+    cfg.d_widths = vec![64, 32];
+    cfg.z_dim = 8;
+    cfg.batch = 64;
+    cfg.subset = Some(640);
+    cfg.epochs = Some(2);
+    cfg.time_budget_s = None;
+    let opts = Options {
+        out: dir.to_path_buf(),
+        data_dir: mnist_dir(),
+        device: Device::Cpu,
+        resume: false,
+        progress: false,
+        stop: Arc::new(AtomicBool::new(false)),
+    };
+    train(&cfg, &opts, None).expect("training a small run");
+}
+
+fn options(run: &Path, out: &Path, weights: Weights, target: Target) -> ExportOptions {
+    ExportOptions {
+        run: run.to_path_buf(),
+        out: out.to_path_buf(),
+        weights,
+        target,
+        samples: 100,
+    }
+}
+
+#[test]
+fn a_trained_run_exports_to_a_blob_the_firmware_decodes_with_a_measured_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    trained_run(&run, &[16, 32]);
+    // Export writes the float generator itself when the run folder lacks it.
+    std::fs::remove_file(run.join("generator.onnx")).unwrap();
+    let out8 = dir.path().join("int8/model.bin");
+    let r8 = export(&options(&run, &out8, Weights::Int8, Target::Lm3s6965), None).unwrap();
+    assert!(run.join("generator.onnx").is_file());
+
+    let blob = std::fs::read(&out8).unwrap();
+    assert_eq!(blob.len(), r8.bytes);
+    let model = Model::from_bytes(&blob).expect("the firmware accepts the blob");
+    assert_eq!(model.macs(), r8.macs);
+    assert_eq!(model.input_len(), 8 + 10);
+    assert_eq!(
+        r8.layer_shapes,
+        vec![(18, 16), (16, 32), (32, 784)],
+        "folded layers, BatchNorm gone"
+    );
+    assert_eq!(r8.fidelity.samples, 100);
+    assert!(r8.fidelity.label_agreement.is_none(), "no classifier given");
+    assert!(
+        r8.fidelity.psnr_mean_db > 30.0,
+        "int8 PSNR {:.1} dB",
+        r8.fidelity.psnr_mean_db
+    );
+    assert!(r8.fidelity.psnr_min_db <= r8.fidelity.psnr_mean_db);
+
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out8.with_file_name("export-report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["bytes"], r8.bytes);
+    let png = image::open(out8.with_file_name("float-vs-fixed.png")).unwrap();
+    assert!(png.width() > 28 && png.height() > 28);
+
+    // int4 halves the weights and costs fidelity, as the report must show.
+    let out4 = dir.path().join("int4/model.bin");
+    let r4 = export(&options(&run, &out4, Weights::Int4, Target::None), None).unwrap();
+    assert!(r4.bytes < r8.bytes, "{} vs {}", r4.bytes, r8.bytes);
+    assert!(
+        r4.fidelity.psnr_mean_db < r8.fidelity.psnr_mean_db,
+        "int4 {:.1} dB vs int8 {:.1} dB",
+        r4.fidelity.psnr_mean_db,
+        r8.fidelity.psnr_mean_db
+    );
+    Model::from_bytes(&std::fs::read(&out4).unwrap()).expect("int4 blob decodes");
+}
+
+#[test]
+fn a_model_over_the_flash_budget_is_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    // 18 → 512 → 1024 → 784: about 1.3 M weights, far over 200 KiB at int8.
+    trained_run(&run, &[512, 1024]);
+    let out = dir.path().join("big/model.bin");
+    let err = export(&options(&run, &out, Weights::Int8, Target::Lm3s6965), None)
+        .expect_err("over budget");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("budget"), "{msg}");
+    assert!(!out.exists(), "a refused model leaves no file");
+}
