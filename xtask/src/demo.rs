@@ -49,7 +49,14 @@ pub fn run(args: DemoArgs) -> Result<()> {
 
     let (model, report) = if args.committed {
         let dir = root.join(crate::DEFAULT_MODEL_DIR);
-        for name in ["model.bin", "export-report.json", "float-vs-fixed.png"] {
+        for name in [
+            "model.bin",
+            "export-report.json",
+            "float-vs-fixed.png",
+            "samples.png",
+            "losses.png",
+            "eval.json",
+        ] {
             std::fs::copy(dir.join(name), out.join(name))
                 .with_context(|| format!("cannot copy {}", dir.join(name).display()))?;
         }
