@@ -1,4 +1,5 @@
-//! `cargo xtask bench engine`: digits per second of the integer engine against tract-onnx
+//! `cargo xtask bench engine`: digits per second of the integer engine (the host engine, which
+//! unpacks weights into rows, and the device kernels run on the host) against tract-onnx
 //! running the float generator of the same shape (MatMul/Add/Relu chain, Sigmoid), same run.
 //! Shapes: the lm3s6965 preset (32 + 10 one-hot → 32 → 64 → 128 → 192 → 784, 187 K weights)
 //! and the seed (64 → 128 → 256 → 512 → 1024 → 784, 1.5 M weights).
@@ -6,6 +7,7 @@
 use criterion::{Criterion, criterion_group};
 use firmware::engine::{Kernel, forward};
 use firmware::format::{Model, WeightKind};
+use firmware::host::HostModel;
 use firmware::noise::{Choice, draw, model_input};
 use firmware::synth::{FloatMlp, quantize};
 use prost::Message;
@@ -162,6 +164,17 @@ fn engine(c: &mut Criterion) {
             }
             black_box(&out);
         };
+        let unpacked = HostModel::new(&model);
+        let mut host_out = vec![0u8; model.pixels()];
+        let mut host = || {
+            unpacked
+                .forward(black_box(&input), &mut host_out)
+                .expect("runs");
+            for g in host_out.iter_mut() {
+                *g = model.grey(*g);
+            }
+            black_box(&host_out);
+        };
 
         let plan = tract_onnx::onnx()
             .model_for_read(&mut onnx_bytes(&mlp).as_slice())
@@ -178,6 +191,7 @@ fn engine(c: &mut Criterion) {
         };
 
         let mut group = c.benchmark_group(format!("engine/{}", shape.name));
+        group.bench_function("integer host engine", |bench| bench.iter(&mut host));
         group.bench_function("integer fast kernel", |bench| {
             bench.iter(|| int(Kernel::Fast))
         });
@@ -188,20 +202,21 @@ fn engine(c: &mut Criterion) {
         group.finish();
 
         let budget = Duration::from_secs(2);
+        let host_rate = rate(budget, &mut host);
         let fast = rate(budget, || int(Kernel::Fast));
         let reference = rate(budget, || int(Kernel::Reference));
         let tract = rate(budget, float);
-        summary.push((shape.name, model.macs(), fast, reference, tract));
+        summary.push((shape.name, model.macs(), host_rate, fast, reference, tract));
     }
     println!("\ndigits per second on this host (one thread, batch 1):");
     println!(
-        "{:<10} {:>9} {:>12} {:>12} {:>12} {:>14}",
-        "shape", "MACs", "int fast", "int ref", "tract f32", "fast / tract"
+        "{:<10} {:>9} {:>10} {:>12} {:>10} {:>10} {:>13}",
+        "shape", "MACs", "int host", "int device", "int ref", "tract f32", "host / tract"
     );
-    for (name, macs, fast, reference, tract) in summary {
+    for (name, macs, host, fast, reference, tract) in summary {
         println!(
-            "{name:<10} {macs:>9} {fast:>12.0} {reference:>12.0} {tract:>12.0} {:>13.2}×",
-            fast / tract
+            "{name:<10} {macs:>9} {host:>10.0} {fast:>12.0} {reference:>10.0} {tract:>10.0} {:>12.2}×",
+            host / tract
         );
     }
 }

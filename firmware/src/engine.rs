@@ -35,7 +35,7 @@ pub fn requantize(acc: i32, multiplier: i32, shift: i8) -> i32 {
 
 /// Requantizes one accumulator of channel `o` and stores it in the layer's output type.
 #[inline]
-fn store(layer: &Dense<'_>, o: usize, acc: i32) -> u8 {
+pub(crate) fn store(layer: &Dense<'_>, o: usize, acc: i32) -> u8 {
     let (bias, multiplier, shift) = layer.channel(o);
     let value = requantize(acc.wrapping_add(bias), multiplier, shift)
         .saturating_add(layer.output_offset as i32)

@@ -3,7 +3,7 @@
 //!
 //! `no_std` and heap-free: buffers are static and sized at compile time, and nothing in the
 //! inference path uses floating point (the Cortex-M3 has no FPU). The `std` feature adds the
-//! host-only model builder and synthetic test models.
+//! host-only model builder, synthetic test models and the host engine (`host`).
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -17,6 +17,8 @@ pub mod crc;
 pub mod engine;
 pub mod format;
 pub mod frame;
+#[cfg(feature = "std")]
+pub mod host;
 pub mod noise;
 #[cfg(feature = "std")]
 pub mod synth;

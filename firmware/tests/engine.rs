@@ -5,6 +5,7 @@ mod common;
 
 use firmware::engine::{Kernel, forward, requantize};
 use firmware::format::{Model, WeightKind};
+use firmware::host::HostModel;
 use firmware::noise::{Choice, draw, model_input};
 use firmware::synth::{FloatMlp, quantize};
 
@@ -17,7 +18,7 @@ fn run(model: &Model<'_>, kernel: Kernel, input: &[i8]) -> (Vec<u8>, u32) {
 }
 
 #[test]
-fn fast_kernel_equals_reference_on_many_shapes() {
+fn fast_and_host_kernels_equal_reference_on_many_shapes() {
     let widths = [1usize, 2, 3, 7, 8, 9, 15, 16, 17, 33, 64, 100, 129];
     let outs = [1usize, 3, 8, 9, 15, 16, 33, 100, 784];
     let kinds = [
@@ -48,6 +49,15 @@ fn fast_kernel_equals_reference_on_many_shapes() {
                 let (r, macs_r) = run(&model, Kernel::Reference, &input);
                 let (f, macs_f) = run(&model, Kernel::Fast, &input);
                 assert_eq!(r, f, "hidden {hidden} out {out} kinds {kind:?}");
+                let mut h = vec![0u8; model.pixels()];
+                let host = HostModel::new(&model)
+                    .forward(&input, &mut h)
+                    .expect("host");
+                assert_eq!(
+                    r, h,
+                    "host engine: hidden {hidden} out {out} kinds {kind:?}"
+                );
+                assert_eq!(host.macs, macs_r);
                 let expected = (latent + classes) * hidden + hidden * out;
                 assert_eq!((macs_r, macs_f), (expected as u32, expected as u32));
                 nonzero_outputs += r
