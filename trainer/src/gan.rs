@@ -1,11 +1,13 @@
 //! The seed's MLP GAN as step graphs: a discriminator step (fakes detached), a generator step
 //! (gradients flow through D, only G is updated), and generation with BatchNorm in eval mode.
-//! Unconditional, or conditional with a one-hot class joined to the noise and, for D, either
-//! joined to its input or predicted by an auxiliary classifier head (AC-GAN).
+//! Unconditional, or conditional with a one-hot class joined to the noise and, for D, joined
+//! to its input, predicted by an auxiliary classifier head (AC-GAN), or projected onto its last
+//! hidden features (projection discriminator, the `lm3s6965` preset's choice).
 //!
 //! State tensor names (PyTorch-like): generator `g.block{i}.linear.{weight,bias}`,
 //! `g.block{i}.bn.{weight,bias,running_mean,running_var}`, `g.out.{weight,bias}`;
-//! discriminator `d.block{i}.linear.{weight,bias}`, `d.out.{weight,bias}`; Adam moments
+//! discriminator `d.block{i}.linear.{weight,bias}`, `d.out.{weight,bias}` (and the projection's
+//! class embedding `d.embed.weight`); Adam moments
 //! `<param>.adam_m`, `<param>.adam_v`; step counters `g.adam_step`, `d.adam_step`.
 //! Linear weights are `[out, in]`.
 
