@@ -37,14 +37,11 @@ enum Command {
     },
     /// Run the firmware's app on the host: a window (feature `window`), or headless to a PNG.
     Sim {
-        /// Model blob written by `mcugan export`.
-        #[arg(
-            long,
-            required_unless_present = "random_model",
-            conflicts_with = "random_model"
-        )]
+        /// Model blob written by `mcugan export` (default: the committed
+        /// `models/lm3s6965/model.bin`, which the board embeds too).
+        #[arg(long, conflicts_with = "random_model")]
         model: Option<PathBuf>,
-        /// Use a random model of the default shape built from this seed (no training needed).
+        /// Use a random model of the board preset's shape built from this seed.
         #[arg(long, value_name = "SEED")]
         random_model: Option<u64>,
         /// No window: apply --press and write the screen to --out.
@@ -87,7 +84,8 @@ fn main() -> Result<()> {
         } => {
             let source = match (model, random_model) {
                 (Some(path), _) => sim::Source::File(path),
-                (None, seed) => sim::Source::Random(seed.unwrap_or(0)),
+                (None, Some(seed)) => sim::Source::Random(seed),
+                (None, None) => sim::Source::File(workspace_path("models/lm3s6965/model.bin")),
             };
             let blob = sim::load(&source)?;
             if headless {

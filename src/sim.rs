@@ -14,13 +14,14 @@ use std::path::{Path, PathBuf};
 /// Where the model comes from.
 pub enum Source {
     File(PathBuf),
-    /// A random model of the default preset's shape, built on the fly (no trained model yet).
+    /// A random model of the `lm3s6965` preset's shape, built on the fly.
     Random(u64),
 }
 
-/// The random model's shape: latent 32 + 10 classes → 128 → 256 → 784.
+/// The random model's shape, the `lm3s6965` preset's (so that it fits the board too):
+/// latent 32 + 10 classes → 32 → 64 → 128 → 192 → 784.
 pub fn random_blob(seed: u64) -> Vec<u8> {
-    firmware::synth::random_model(seed, 32, 10, &[128, 256, 784])
+    firmware::synth::random_model(seed, 32, 10, &[32, 64, 128, 192, 784])
 }
 
 pub fn load(source: &Source) -> Result<Vec<u8>> {
