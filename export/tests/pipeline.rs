@@ -4,17 +4,12 @@
 
 use export::pipeline::{ExportOptions, Target, Weights, export};
 use firmware::format::Model;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use trainer::Device;
+use trainer::data::workspace_mnist_dir;
 use trainer::train::{Options, Preset, RunConfig, train};
-
-fn mnist_dir() -> PathBuf {
-    std::env::var_os("MCUGAN_MNIST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/mnist"))
-}
 
 /// Trains the default (AC-GAN) recipe with generator widths `g` for two epochs of 640 images.
 fn trained_run(dir: &Path, g: &[usize]) {
@@ -28,7 +23,7 @@ fn trained_run(dir: &Path, g: &[usize]) {
     cfg.time_budget_s = None;
     let opts = Options {
         out: dir.to_path_buf(),
-        data_dir: mnist_dir(),
+        data_dir: workspace_mnist_dir(),
         device: Device::Cpu,
         resume: false,
         progress: false,

@@ -1,25 +1,18 @@
 //! The project's MNIST classifier, trained by the same engine on a subset (a lower bar than
 //! the 98% the cached full-data classifier must reach), cached, and loaded back.
 
-use std::path::{Path, PathBuf};
 use trainer::Device;
-use trainer::data::{Dataset, Split};
+use trainer::data::{Dataset, Split, workspace_mnist_dir};
 use trainer::eval::classifier;
-
-fn mnist_dir() -> PathBuf {
-    std::env::var_os("MCUGAN_MNIST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/mnist"))
-}
 
 /// 5,000 training images and 2,000 test images: at least 90% test accuracy (the full data
 /// reaches 98.1% in a few epochs).
 #[test]
 fn the_classifier_learns_mnist_from_a_subset_and_is_cached() {
-    let train = Dataset::load_dir(&mnist_dir(), Split::Train)
+    let train = Dataset::load_dir(&workspace_mnist_dir(), Split::Train)
         .unwrap()
         .take(5000);
-    let test = Dataset::load_dir(&mnist_dir(), Split::Test)
+    let test = Dataset::load_dir(&workspace_mnist_dir(), Split::Test)
         .unwrap()
         .take(2000);
     let cache = tempfile::tempdir().unwrap();

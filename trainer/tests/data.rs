@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use trainer::data::{
     DataError, Dataset, EpochOrder, IdxArray, PIXELS, Split, fill_batch, read_idx,
+    workspace_mnist_dir,
 };
 
 fn images(n: usize) -> IdxArray {
@@ -214,16 +215,10 @@ fn fill_batch_scales_pixels_and_copies_labels() {
     assert!(px.iter().all(|p| (0.0..=1.0).contains(p)));
 }
 
-fn mnist_dir() -> PathBuf {
-    std::env::var_os("MCUGAN_MNIST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/mnist"))
-}
-
 /// The real files: sizes and per-class counts as published with MNIST.
 #[test]
 fn real_mnist_has_the_published_counts() {
-    let dir = mnist_dir();
+    let dir = workspace_mnist_dir();
     let train = Dataset::load_dir(&dir, Split::Train)
         .unwrap_or_else(|e| panic!("MNIST is missing: run `cargo xtask setup` ({e})"));
     let test = Dataset::load_dir(&dir, Split::Test).unwrap();

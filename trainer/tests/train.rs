@@ -1,17 +1,12 @@
 //! The training loop end to end on a small MNIST subset: exact resume, refusal of bad or
 //! mismatched checkpoints, learning, reports, and a hard stop on divergence.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use trainer::Device;
+use trainer::data::workspace_mnist_dir;
 use trainer::train::{Options, Preset, RunConfig, Stop, TrainError, train};
-
-fn mnist_dir() -> PathBuf {
-    std::env::var_os("MCUGAN_MNIST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/mnist"))
-}
 
 fn small(epochs: u64) -> RunConfig {
     let mut cfg = RunConfig::preset(Preset::Lm3s6965);
@@ -29,7 +24,7 @@ fn small(epochs: u64) -> RunConfig {
 fn opts(out: &Path, resume: bool) -> Options {
     Options {
         out: out.to_path_buf(),
-        data_dir: mnist_dir(),
+        data_dir: workspace_mnist_dir(),
         device: Device::Cpu,
         resume,
         progress: false,

@@ -1,11 +1,10 @@
 //! `cargo xtask bench [NAME]`: criterion benchmarks, each measuring our code against a
 //! baseline in the same run (ratios, never absolute timings in unit tests).
 
-use crate::util::{run as run_cmd, step};
+use crate::util::{cargo_command, run as run_cmd, step};
 use anyhow::{Result, bail};
 use mcugan_tests::board::{Variant, elf_for};
 use mcugan_tests::qemu::{BOARD_HZ, INSTRUCTIONS_PER_TICK, Options, Qemu};
-use std::process::Command;
 use std::time::Duration;
 
 /// (name on the command line, package, bench target, what it compares).
@@ -47,12 +46,10 @@ pub fn run(which: Option<&str>, device: &str) -> Result<()> {
         }
         step(&format!("bench {name}: {what}"));
         // The device is read by the training benchmark; the others run on the CPU.
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         run_cmd(
-            Command::new(cargo)
+            cargo_command(&root)
                 .args(["bench", "-p", package, "--bench", target])
-                .env("MCUGAN_BENCH_DEVICE", device)
-                .current_dir(&root),
+                .env("MCUGAN_BENCH_DEVICE", device),
         )?;
     }
     if which.is_none_or(|w| w == "firmware") {

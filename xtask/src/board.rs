@@ -3,7 +3,6 @@
 
 use anyhow::Result;
 use std::path::PathBuf;
-use std::process::Command;
 
 use crate::util;
 
@@ -43,12 +42,10 @@ pub fn lint() -> Result<()> {
 /// Runs cargo in the board folder with its target folder pinned, whatever CARGO_TARGET_DIR the
 /// caller has.
 fn cargo(args: &[&str]) -> Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let dir = dir();
     util::run(
-        Command::new(cargo)
+        util::cargo_command(&dir)
             .args(args)
-            .current_dir(&dir)
             .env("CARGO_TARGET_DIR", dir.join("target")),
     )
 }

@@ -8,7 +8,6 @@ use mcugan_tests::demo::{capture_digits, contact_sheet};
 use mcugan_tests::qemu::{BOARD_HZ, INSTRUCTIONS_PER_TICK, Options};
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::size::Footprint;
@@ -178,12 +177,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
 
 /// Runs the `mcugan` CLI (release build) from the workspace root.
 fn mcugan(root: &Path, args: &[&str]) -> Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     util::run(
-        Command::new(cargo)
+        util::cargo_command(root)
             .args(["run", "--release", "--quiet", "--bin", "mcugan", "--"])
-            .args(args)
-            .current_dir(root),
+            .args(args),
     )
 }
 

@@ -10,10 +10,17 @@ pub fn step(msg: &str) {
     println!("==> {msg}");
 }
 
+/// A `cargo` command in `dir`, with the same toolchain that runs xtask.
+pub fn cargo_command(dir: &Path) -> Command {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(dir);
+    cmd
+}
+
 /// Runs `cargo` with the same toolchain that runs xtask.
 pub fn cargo(dir: &Path, args: &[&str]) -> Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run(Command::new(cargo).args(args).current_dir(dir))
+    run(cargo_command(dir).args(args))
 }
 
 /// Runs a command, failing with the command line when it does not succeed.

@@ -7,6 +7,14 @@ pub use batch::{EpochOrder, fill_batch};
 pub use idx::{IdxArray, read_idx};
 
 use std::path::{Path, PathBuf};
+
+/// The MNIST folder `cargo xtask setup` fills, as tests and benchmarks find it:
+/// `MCUGAN_MNIST_DIR` when set, else `<workspace>/data/mnist`.
+pub fn workspace_mnist_dir() -> PathBuf {
+    std::env::var_os("MCUGAN_MNIST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/mnist"))
+}
 use thiserror::Error;
 
 /// Everything that can be wrong with a data file; each error names the file.
