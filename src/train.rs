@@ -11,7 +11,8 @@ use trainer::train::{self, Options, Preset, RunConfig, Stop};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// Starting point: `lm3s6965` (conditional, fits the board) or `seed` (the original recipe).
+    /// Starting point: `lm3s6965` (conditional, fits the board), `pico` (the seed's generator
+    /// size with the lm3s6965 recipe, for the Pico's 2 MB) or `seed` (the original recipe).
     #[arg(long, default_value = "lm3s6965")]
     preset: Preset,
     /// Run folder: checkpoint, config.json, samples.png, losses.png, metrics.jsonl, generator.onnx.

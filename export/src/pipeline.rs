@@ -40,6 +40,8 @@ impl std::str::FromStr for Weights {
 pub enum Target {
     /// 256 KiB of flash: the model gets 200 KiB, the firmware the rest.
     Lm3s6965,
+    /// 2 MiB of flash less the 256-byte boot stage: the model gets 1,920 KiB, the firmware the rest.
+    Pico,
     None,
 }
 
@@ -47,6 +49,7 @@ impl Target {
     pub fn budget(self) -> Option<usize> {
         match self {
             Target::Lm3s6965 => Some(200 * 1024),
+            Target::Pico => Some(1920 * 1024),
             Target::None => None,
         }
     }
@@ -57,8 +60,11 @@ impl std::str::FromStr for Target {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "lm3s6965" => Ok(Target::Lm3s6965),
+            "pico" => Ok(Target::Pico),
             "none" => Ok(Target::None),
-            _ => Err(format!("unknown target `{s}`: expected lm3s6965 or none")),
+            _ => Err(format!(
+                "unknown target `{s}`: expected lm3s6965, pico or none"
+            )),
         }
     }
 }

@@ -18,7 +18,7 @@ fn run(model: &Model<'_>, kernel: Kernel, input: &[i8]) -> (Vec<u8>, u32) {
 }
 
 #[test]
-fn fast_and_host_kernels_equal_reference_on_many_shapes() {
+fn every_kernel_and_the_host_engine_equal_reference_on_many_shapes() {
     let widths = [1usize, 2, 3, 7, 8, 9, 15, 16, 17, 33, 64, 100, 129];
     let outs = [1usize, 3, 8, 9, 15, 16, 33, 100, 784];
     let kinds = [
@@ -47,8 +47,17 @@ fn fast_and_host_kernels_equal_reference_on_many_shapes() {
                     .map(|_| common::int(&mut rng, -127, 127) as i8)
                     .collect();
                 let (r, macs_r) = run(&model, Kernel::Reference, &input);
-                let (f, macs_f) = run(&model, Kernel::Fast, &input);
-                assert_eq!(r, f, "hidden {hidden} out {out} kinds {kind:?}");
+                let mut macs_f = 0;
+                for kernel in [
+                    Kernel::Fast,
+                    Kernel::CortexM3,
+                    Kernel::CortexM0Plus,
+                    Kernel::Portable,
+                ] {
+                    let (f, macs) = run(&model, kernel, &input);
+                    assert_eq!(r, f, "{kernel:?}: hidden {hidden} out {out} kinds {kind:?}");
+                    macs_f = macs;
+                }
                 let mut h = vec![0u8; model.pixels()];
                 let host = HostModel::new(&model)
                     .forward(&input, &mut h)

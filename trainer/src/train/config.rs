@@ -13,6 +13,9 @@ pub enum Preset {
     Seed,
     /// A conditional generator whose int8 export fits the LM3S6965's flash with the firmware.
     Lm3s6965,
+    /// The seed's generator size (1.5 M weights, 1.5 MB at int8) for the Pico's 2 MB of flash,
+    /// trained with the `lm3s6965` recipe.
+    Pico,
 }
 
 impl std::str::FromStr for Preset {
@@ -21,8 +24,9 @@ impl std::str::FromStr for Preset {
         match s {
             "seed" => Ok(Preset::Seed),
             "lm3s6965" => Ok(Preset::Lm3s6965),
+            "pico" => Ok(Preset::Pico),
             _ => Err(format!(
-                "unknown preset `{s}`: expected `seed` or `lm3s6965`"
+                "unknown preset `{s}`: expected `seed`, `lm3s6965` or `pico`"
             )),
         }
     }
@@ -118,6 +122,13 @@ impl RunConfig {
                 sample_every: 2,
                 eval_every: 0,
             },
+            // The seed's noise and generator widths, the lm3s6965 preset's recipe.
+            Preset::Pico => RunConfig {
+                preset,
+                z_dim: 64,
+                g_widths: vec![128, 256, 512, 1024],
+                ..RunConfig::preset(Preset::Lm3s6965)
+            },
         }
     }
 
@@ -189,6 +200,11 @@ mod tests {
         assert_eq!(
             RunConfig::preset(Preset::Seed).generator_weights(),
             64 * 128 + 128 * 256 + 256 * 512 + 512 * 1024 + 1024 * 784
+        );
+        // The pico preset is the seed's generator plus the one-hot's ten inputs.
+        assert_eq!(
+            RunConfig::preset(Preset::Pico).generator_weights(),
+            RunConfig::preset(Preset::Seed).generator_weights() + 10 * 128
         );
     }
 
