@@ -8,6 +8,7 @@ mod train;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use firmware::frame::{Frame, MonoFrame};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -50,12 +51,16 @@ enum Command {
         /// Buttons to press, e.g. "right right select up" (up, down, left, right, select).
         #[arg(long, default_value = "")]
         press: String,
-        /// PNG of the screen (headless): 128×64 grey, level n as n·17, times --scale.
+        /// PNG of the screen (headless): 128×64 grey, level n as n·17 (--mono: 0 or 255), times
+        /// --scale.
         #[arg(long, default_value = "screen.png")]
         out: PathBuf,
         /// Pixel repetition of the PNG (QEMU's OLED screendump is 4).
         #[arg(long, default_value_t = 1)]
         scale: u32,
+        /// The one-bit screen of the SSD1306 boards (Pico): the digit in ordered dithering.
+        #[arg(long)]
+        mono: bool,
         /// First seed of the reproducible sequence (the n-th SELECT uses seed + n). The
         /// window without it mixes seeds with the time between presses.
         #[arg(long)]
@@ -80,6 +85,7 @@ fn main() -> Result<()> {
             press,
             out,
             scale,
+            mono,
             seed,
         } => {
             let source = match (model, random_model) {
@@ -91,12 +97,18 @@ fn main() -> Result<()> {
             if headless {
                 let presses = sim::parse_presses(&press)?;
                 let seed = seed.unwrap_or(0);
-                sim::write_png(&sim::headless(&blob, seed, &presses), scale, &out)?;
+                if mono {
+                    let screen: MonoFrame = sim::headless(&blob, seed, &presses);
+                    sim::write_png(&screen, scale, &out)?;
+                } else {
+                    let screen: Frame = sim::headless(&blob, seed, &presses);
+                    sim::write_png(&screen, scale, &out)?;
+                }
                 println!("{}", sim::describe(&blob, seed, &presses));
                 println!("wrote {}", out.display());
                 Ok(())
             } else {
-                sim::window(&blob, seed)
+                sim::window(&blob, seed, mono)
             }
         }
     }

@@ -4,11 +4,13 @@
 //!
 //! Headless output is the screen itself: a grey PNG of 128×64 pixels, level n written as n·17
 //! (as QEMU's OLED screendump does), each pixel repeated `--scale` times in x and y (QEMU's
-//! screendump is scale 4).
+//! screendump is scale 4). `--mono` shows the one-bit screen of the SSD1306 boards instead
+//! (the app's ordered dithering; pixels 0 or 255).
 
 use anyhow::{Context, Result, bail};
-use firmware::app::{App, Button, NoClock, SeedMode};
-use firmware::frame::{Frame, HEIGHT, WIDTH};
+use embedded_graphics::prelude::DrawTarget;
+use firmware::app::{App, Button, NoClock, SeedMode, Shade};
+use firmware::frame::{Frame, HEIGHT, MonoFrame, WIDTH};
 use std::path::{Path, PathBuf};
 
 /// Where the model comes from.
@@ -45,25 +47,47 @@ pub fn parse_presses(script: &str) -> Result<Vec<Button>> {
         .collect()
 }
 
+/// A screen the simulator can write: grey (the LM3S6965's OLED) or one-bit (SSD1306).
+pub trait Screen: Default {
+    /// Pixel (x, y) as a PNG grey value 0–255.
+    fn grey(&self, x: usize, y: usize) -> u8;
+}
+
+impl Screen for Frame {
+    fn grey(&self, x: usize, y: usize) -> u8 {
+        self.level(x, y) * 17
+    }
+}
+
+impl Screen for MonoFrame {
+    fn grey(&self, x: usize, y: usize) -> u8 {
+        if self.is_on(x, y) { 255 } else { 0 }
+    }
+}
+
 /// The screen after the presses, with the reproducible seed sequence from `seed` and no clock
 /// (so no time is shown and the result depends on nothing else).
-pub fn headless(blob: &[u8], seed: u32, presses: &[Button]) -> Frame {
+pub fn headless<S, C>(blob: &[u8], seed: u32, presses: &[Button]) -> S
+where
+    S: Screen + DrawTarget<Color = C, Error = core::convert::Infallible>,
+    C: Shade,
+{
     let mut app: App<'_> = App::new(blob, SeedMode::Sequence(seed));
     for &b in presses {
         app.handle(b, &mut NoClock);
     }
-    let mut frame = Frame::new();
-    let Ok(()) = app.render(&mut frame);
-    frame
+    let mut screen = S::default();
+    let Ok(()) = app.render(&mut screen);
+    screen
 }
 
-/// Writes the frame as a grey PNG, each pixel `scale` × `scale`.
-pub fn write_png(frame: &Frame, scale: u32, path: &Path) -> Result<()> {
+/// Writes the screen as a grey PNG, each pixel `scale` × `scale`.
+pub fn write_png(screen: &impl Screen, scale: u32, path: &Path) -> Result<()> {
     if scale == 0 {
         bail!("--scale must be at least 1");
     }
     let image = image::GrayImage::from_fn(WIDTH as u32 * scale, HEIGHT as u32 * scale, |x, y| {
-        image::Luma([frame.level((x / scale) as usize, (y / scale) as usize) * 17])
+        image::Luma([screen.grey((x / scale) as usize, (y / scale) as usize)])
     });
     image
         .save(path)
@@ -95,12 +119,33 @@ pub fn describe(blob: &[u8], seed: u32, presses: &[Button]) -> String {
 
 /// The interactive window: arrow keys and Enter are the board's buttons.
 #[cfg(feature = "window")]
-pub fn window(blob: &[u8], seed: Option<u32>) -> Result<()> {
-    use embedded_graphics::pixelcolor::Gray4;
+pub fn window(blob: &[u8], seed: Option<u32>, mono: bool) -> Result<()> {
+    use embedded_graphics::pixelcolor::{BinaryColor, Gray4};
+    use embedded_graphics_simulator::{BinaryColorTheme, OutputSettingsBuilder};
+    if mono {
+        let settings = OutputSettingsBuilder::new()
+            .scale(4)
+            .theme(BinaryColorTheme::OledWhite)
+            .build();
+        window_of::<BinaryColor>(blob, seed, settings)
+    } else {
+        window_of::<Gray4>(blob, seed, OutputSettingsBuilder::new().scale(4).build())
+    }
+}
+
+#[cfg(feature = "window")]
+fn window_of<C>(
+    blob: &[u8],
+    seed: Option<u32>,
+    settings: embedded_graphics_simulator::OutputSettings,
+) -> Result<()>
+where
+    C: Shade
+        + embedded_graphics::pixelcolor::PixelColor
+        + Into<embedded_graphics::pixelcolor::Rgb888>,
+{
     use embedded_graphics::prelude::Size;
-    use embedded_graphics_simulator::{
-        OutputSettingsBuilder, SimulatorDisplay, SimulatorEvent, Window, sdl2::Keycode,
-    };
+    use embedded_graphics_simulator::{SimulatorDisplay, SimulatorEvent, Window, sdl2::Keycode};
     use firmware::app::Clock;
 
     struct HostClock(std::time::Instant);
@@ -115,8 +160,7 @@ pub fn window(blob: &[u8], seed: Option<u32>) -> Result<()> {
     };
     let mut app: App<'_> = App::new(blob, mode);
     let mut clock = HostClock(std::time::Instant::now());
-    let mut display = SimulatorDisplay::<Gray4>::new(Size::new(WIDTH as u32, HEIGHT as u32));
-    let settings = OutputSettingsBuilder::new().scale(4).build();
+    let mut display = SimulatorDisplay::<C>::new(Size::new(WIDTH as u32, HEIGHT as u32));
     let mut window = Window::new("mcugan: arrows and Enter", &settings);
     let Ok(()) = app.render(&mut display);
     loop {
@@ -147,7 +191,7 @@ pub fn window(blob: &[u8], seed: Option<u32>) -> Result<()> {
 }
 
 #[cfg(not(feature = "window"))]
-pub fn window(_blob: &[u8], _seed: Option<u32>) -> Result<()> {
+pub fn window(_blob: &[u8], _seed: Option<u32>, _mono: bool) -> Result<()> {
     bail!(
         "this mcugan was built without the simulator window; use --headless, or install SDL2 \
          (apt-get install libsdl2-dev) and run `cargo run --release --features window -- sim …`"
@@ -178,7 +222,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         for scale in [1u32, 4] {
             let path = dir.join(format!("screen-{scale}.png"));
-            write_png(&headless(&blob, 77, &presses), scale, &path).unwrap();
+            write_png(&headless::<Frame, _>(&blob, 77, &presses), scale, &path).unwrap();
             let png = image::open(&path).unwrap().to_luma8();
             assert_eq!(png.dimensions(), (128 * scale, 64 * scale));
             let mut distinct = std::collections::BTreeSet::new();
@@ -193,6 +237,36 @@ mod tests {
     }
 
     #[test]
+    fn mono_png_is_the_one_bit_framebuffer_pixel_for_pixel() {
+        let blob = random_blob(3);
+        let presses = parse_presses("right select").unwrap();
+        let mut app: App<'_> = App::new(&blob, SeedMode::Sequence(5));
+        for &b in &presses {
+            app.handle(b, &mut NoClock);
+        }
+        let mut expected = MonoFrame::new();
+        let Ok(()) = app.render(&mut expected);
+        let grey = reference_frame(&blob, 5, &presses);
+        let dir = std::env::temp_dir().join(format!("mcugan-sim-mono-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("mono.png");
+        write_png(&headless::<MonoFrame, _>(&blob, 5, &presses), 2, &path).unwrap();
+        let png = image::open(&path).unwrap().to_luma8();
+        assert_eq!(png.dimensions(), (256, 128));
+        let (mut lit, mut differs) = (0, 0);
+        for (x, y, p) in png.enumerate_pixels() {
+            let (sx, sy) = ((x / 2) as usize, (y / 2) as usize);
+            let on = expected.is_on(sx, sy);
+            assert_eq!(p.0[0], if on { 255 } else { 0 }, "pixel ({x}, {y})");
+            lit += on as u32;
+            // Dithering: grey pixels are not simply "lit if not black".
+            differs += (on != (grey.level(sx, sy) > 0)) as u32;
+        }
+        assert!(lit > 400 && differs > 100, "lit {lit}, dithered {differs}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn presses_parse_and_refuse_unknown_names() {
         assert_eq!(
             parse_presses(" select  RIGHT up").unwrap(),
@@ -203,7 +277,7 @@ mod tests {
 
     #[test]
     fn a_bad_model_file_still_gives_a_screen() {
-        let frame = headless(b"not a model at all", 1, &[Button::Select]);
+        let frame: Frame = headless(b"not a model at all", 1, &[Button::Select]);
         assert!((0..64).any(|y| (0..128).any(|x| frame.level(x, y) == 15)));
         assert!(describe(b"not a model at all", 1, &[]).contains("magic"));
     }

@@ -1,8 +1,9 @@
 //! A 128×64 frame of 16 greys in the SSD0323's memory layout (byte `y · 64 + x / 2`, the even
 //! pixel in the high nibble): the board sends it as one window write, the simulator and the
-//! tests read pixels from it, so all three see the same bytes.
+//! tests read pixels from it, so all three see the same bytes. [`MonoFrame`] is the one-bit
+//! screen of the SSD1306 boards, for the simulator's `--mono` and the tests.
 
-use embedded_graphics::pixelcolor::{Gray4, GrayColor};
+use embedded_graphics::pixelcolor::{BinaryColor, Gray4, GrayColor};
 use embedded_graphics::prelude::*;
 
 pub const WIDTH: usize = 128;
@@ -91,6 +92,64 @@ impl DrawTarget for Frame {
                 && y < HEIGHT
             {
                 self.set(x, y, c.luma());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A 128×64 one-bit frame in the SSD1306's page layout (byte `(y / 8) · 128 + x`, bit `y % 8`),
+/// which the app draws with ordered dithering (see [`crate::app::Shade`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct MonoFrame {
+    bytes: [u8; WIDTH * HEIGHT / 8],
+}
+
+impl Default for MonoFrame {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MonoFrame {
+    pub const fn new() -> Self {
+        MonoFrame {
+            bytes: [0; WIDTH * HEIGHT / 8],
+        }
+    }
+
+    /// Whether pixel (x, y) is lit; false outside the frame.
+    pub fn is_on(&self, x: usize, y: usize) -> bool {
+        x < WIDTH && y < HEIGHT && self.bytes[y / 8 * WIDTH + x] & (1 << (y % 8)) != 0
+    }
+
+    /// The controller's framebuffer bytes.
+    pub fn as_bytes(&self) -> &[u8; WIDTH * HEIGHT / 8] {
+        &self.bytes
+    }
+}
+
+impl OriginDimensions for MonoFrame {
+    fn size(&self) -> Size {
+        Size::new(WIDTH as u32, HEIGHT as u32)
+    }
+}
+
+impl DrawTarget for MonoFrame {
+    type Color = BinaryColor;
+    type Error = core::convert::Infallible;
+
+    fn draw_iter<I>(&mut self, pixels: I) -> Result<(), Self::Error>
+    where
+        I: IntoIterator<Item = Pixel<BinaryColor>>,
+    {
+        for Pixel(p, c) in pixels {
+            if let (Ok(x), Ok(y)) = (usize::try_from(p.x), usize::try_from(p.y))
+                && x < WIDTH
+                && y < HEIGHT
+            {
+                let (byte, bit) = (&mut self.bytes[y / 8 * WIDTH + x], 1u8 << (y % 8));
+                *byte = if c.is_on() { *byte | bit } else { *byte & !bit };
             }
         }
         Ok(())

@@ -17,6 +17,7 @@ pub mod crc;
 pub mod engine;
 pub mod format;
 pub mod frame;
+pub mod gesture;
 #[cfg(feature = "std")]
 pub mod host;
 pub mod noise;

@@ -9,7 +9,7 @@ use embedded_graphics::prelude::*;
 use embedded_graphics::text::{Baseline, Text};
 use firmware::app::{App, Button, Clock, DIGIT_ORIGIN, NoClock, SCALE, SeedMode, Shade, generate};
 use firmware::format::{Model, WeightKind};
-use firmware::frame::Frame;
+use firmware::frame::{Frame, MonoFrame};
 use firmware::noise::Choice;
 use firmware::synth::random_model;
 
@@ -303,6 +303,74 @@ fn one_bit_displays_get_ordered_dithering() {
     let counts: Vec<usize> = (0..16).map(count).collect();
     assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
     assert!((7..=9).contains(&count(8)));
+}
+
+/// The one-bit screen of the SSD1306 boards, on a one-bit MockDisplay: the same layout as the
+/// grey screen, the digit's pixels through the ordered-dithering threshold (so a grey area keeps
+/// its mean brightness), the frame and text solid.
+#[test]
+fn one_bit_screens_show_the_dithered_digit() {
+    let blob = conditional();
+    let mut app: App<'_> = App::new(&blob, SeedMode::Sequence(7));
+    press(&mut app, &[Button::Right, Button::Right, Button::Select]);
+    let grey = frame(&app);
+    let mut display: MockDisplay<BinaryColor> = MockDisplay::new();
+    display.set_allow_overdraw(true);
+    display.set_allow_out_of_bounds_drawing(true);
+    app.render(&mut display).unwrap();
+
+    let digit = &app.shown().unwrap().digit;
+    let (mut lit, mut grey_sum, mut mid_greys) = (0u32, 0u32, 0);
+    for y in 0..64 {
+        for x in 0..64 {
+            let level = grey.level(x as usize, y as usize);
+            let on = display.get_pixel(Point::new(x, y)) == Some(BinaryColor::On);
+            let inside = |v: i32| (DIGIT_ORIGIN.x..DIGIT_ORIGIN.x + 56).contains(&v);
+            if !(inside(x) && inside(y)) {
+                // The frame and the text are solid: lit wherever the grey screen is not black.
+                assert_eq!(on, level > 0, "pixel ({x}, {y})");
+            } else {
+                assert_eq!(
+                    on,
+                    BinaryColor::shade(level, x, y).is_on(),
+                    "pixel ({x}, {y})"
+                );
+                let want = digit.level((x as usize - 4) / 2, (y as usize - 4) / 2);
+                assert_eq!(level, want, "grey screen at ({x}, {y})");
+                lit += on as u32;
+                grey_sum += level as u32;
+                mid_greys += (3..=12).contains(&level) as u32;
+            }
+        }
+    }
+    // Grey levels really occur (not a black-and-white image), and dithering keeps the mean:
+    // over 56 × 56 pixels the lit share is within 2% of the mean level / 15.
+    assert!(mid_greys > 100, "{mid_greys} mid-grey pixels");
+    let (lit_share, mean) = (lit as f64 / 3136.0, grey_sum as f64 / 3136.0 / 15.0);
+    assert!(
+        (lit_share - mean).abs() < 0.02,
+        "lit {lit_share:.3} vs grey {mean:.3}"
+    );
+}
+
+#[test]
+fn mono_frame_uses_the_ssd1306_page_layout() {
+    let mut f = MonoFrame::new();
+    for (x, y) in [(0, 0), (1, 0), (0, 9), (127, 63)] {
+        Pixel(Point::new(x, y), BinaryColor::On)
+            .draw(&mut f)
+            .unwrap();
+    }
+    Pixel(Point::new(128, 0), BinaryColor::On)
+        .draw(&mut f)
+        .unwrap();
+    Pixel(Point::new(1, 0), BinaryColor::Off)
+        .draw(&mut f)
+        .unwrap();
+    let b = f.as_bytes();
+    assert_eq!((b[0], b[1], b[128], b[1023]), (0x01, 0x00, 0x02, 0x80));
+    assert_eq!(b.iter().map(|b| b.count_ones()).sum::<u32>(), 3);
+    assert!(f.is_on(0, 9) && !f.is_on(1, 0) && !f.is_on(128, 0));
 }
 
 #[test]
