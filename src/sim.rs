@@ -141,7 +141,8 @@ fn window_of<C>(
 ) -> Result<()>
 where
     C: Shade
-        + embedded_graphics::pixelcolor::PixelColor
+        + From<embedded_graphics::pixelcolor::BinaryColor>
+        + From<embedded_graphics::pixelcolor::Rgb888>
         + Into<embedded_graphics::pixelcolor::Rgb888>,
 {
     use embedded_graphics::prelude::Size;

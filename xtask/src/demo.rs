@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::board;
 use crate::size::Footprint;
 use crate::util;
 
@@ -108,8 +109,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
             features: vec![],
         })
     })?;
-    let footprint = Footprint::of_elf(&elf)?;
-    for line in footprint.check()? {
+    let footprint = Footprint::of_elf(&elf, &board::LM3S6965)?;
+    for line in footprint.check(&board::LM3S6965)? {
         println!("    {line}");
     }
 

@@ -1,20 +1,13 @@
-//! `cargo xtask size`: flash and RAM of the LM3S6965 firmware, read from the ELF's section
-//! headers, against the chip's budgets (256 KB flash, 64 KB RAM with the stack).
+//! `cargo xtask size`: flash and RAM of each board's firmware, read from the ELF's section
+//! headers, against the chip's budgets (LM3S6965: 256 KiB flash, 64 KiB RAM; Pico: 2 MiB flash,
+//! 256 KiB RAM; RAM with a stack reserve), for every model each board can embed.
 
 use anyhow::{Context, Result, bail};
 use object::{Object, ObjectSection, ObjectSymbol, SectionFlags, SectionKind};
 use std::path::Path;
 
-use crate::{board, util};
-
-pub const FLASH_BUDGET: u64 = 256 * 1024;
-pub const RAM_BUDGET: u64 = 64 * 1024;
-/// RAM held back for the stack on top of the statics. The firmware paints its stack and reports
-/// the deepest use in its ready line (a few hundred bytes so far): this leaves ample margin.
-pub const STACK_RESERVE: u64 = 8 * 1024;
-
-const FLASH: std::ops::Range<u64> = 0..FLASH_BUDGET;
-const RAM: std::ops::Range<u64> = 0x2000_0000..0x2000_0000 + RAM_BUDGET;
+use crate::board::{self, Board};
+use crate::util;
 
 /// What the firmware occupies.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -28,7 +21,7 @@ pub struct Footprint {
 }
 
 impl Footprint {
-    pub fn of_elf(path: &Path) -> Result<Self> {
+    pub fn of_elf(path: &Path, board: &Board) -> Result<Self> {
         let data =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let file = object::File::parse(&*data)
@@ -45,9 +38,9 @@ impl Footprint {
             let (addr, size) = (section.address(), section.size());
             let initialised = section.kind() != SectionKind::UninitializedData
                 && section.kind() != SectionKind::UninitializedTls;
-            if FLASH.contains(&addr) {
+            if board.flash.contains(&addr) {
                 fp.flash += size;
-            } else if RAM.contains(&addr) {
+            } else if board.ram.contains(&addr) {
                 fp.ram += size;
                 if initialised {
                     // Its initial values are copied from flash at boot.
@@ -69,33 +62,44 @@ impl Footprint {
     }
 
     /// One line per budget; errors when either is exceeded.
-    pub fn check(&self) -> Result<Vec<String>> {
-        let ram_total = self.ram + STACK_RESERVE;
+    pub fn check(&self, board: &Board) -> Result<Vec<String>> {
+        let flash_budget = board.flash.end - board.flash.start;
+        let ram_budget = board.ram.end - board.ram.start;
+        let ram_total = self.ram + board.stack_reserve;
         let lines = vec![
             format!(
-                "flash {} of {} ({:.1}%), margin {}; model {} ({:.1}% of the image)",
+                "flash {} of {} ({:.1}%{}), margin {}; model {} ({:.1}% of the image)",
                 kib(self.flash),
-                kib(FLASH_BUDGET),
-                percent(self.flash, FLASH_BUDGET),
-                signed_kib(FLASH_BUDGET as i64 - self.flash as i64),
+                kib(flash_budget),
+                percent(self.flash, flash_budget),
+                board.flash_note,
+                signed_kib(flash_budget as i64 - self.flash as i64),
                 kib(self.model),
                 percent(self.model, self.flash.max(1)),
             ),
             format!(
                 "RAM   {} statics + {} stack reserve = {} of {} ({:.1}%), margin {}",
                 kib(self.ram),
-                kib(STACK_RESERVE),
+                kib(board.stack_reserve),
                 kib(ram_total),
-                kib(RAM_BUDGET),
-                percent(ram_total, RAM_BUDGET),
-                signed_kib(RAM_BUDGET as i64 - ram_total as i64),
+                kib(ram_budget),
+                percent(ram_total, ram_budget),
+                signed_kib(ram_budget as i64 - ram_total as i64),
             ),
         ];
-        if self.flash > FLASH_BUDGET {
-            bail!("firmware too big for the LM3S6965's flash: {}", lines[0]);
+        if self.flash > flash_budget {
+            bail!(
+                "firmware too big for the {}'s flash: {}",
+                board.name,
+                lines[0]
+            );
         }
-        if ram_total > RAM_BUDGET {
-            bail!("firmware needs more than the LM3S6965's RAM: {}", lines[1]);
+        if ram_total > ram_budget {
+            bail!(
+                "firmware needs more than the {}'s RAM: {}",
+                board.name,
+                lines[1]
+            );
         }
         Ok(lines)
     }
@@ -113,14 +117,18 @@ fn percent(part: u64, whole: u64) -> f64 {
     100.0 * part as f64 / whole as f64
 }
 
-/// `cargo xtask size`: build, measure, check.
+/// `cargo xtask size`: build every board with every model it can embed, measure, check.
 pub fn run() -> Result<()> {
-    board::build()?;
-    let elf = board::elf();
-    let fp = Footprint::of_elf(&elf)?;
-    util::step(&format!("size of {}", elf.display()));
-    for line in fp.check()? {
-        println!("    {line}");
+    for board in board::ALL {
+        for (label, features) in board.builds {
+            board.build(features)?;
+            let elf = board.elf();
+            let fp = Footprint::of_elf(&elf, board)?;
+            util::step(&format!("size of {} ({label})", elf.display()));
+            for line in fp.check(board)? {
+                println!("    {line}");
+            }
+        }
     }
     Ok(())
 }
@@ -131,25 +139,40 @@ mod tests {
 
     #[test]
     fn budgets_pass_at_the_limit_and_fail_beyond() {
-        let at_limit = Footprint {
-            flash: FLASH_BUDGET,
-            ram: RAM_BUDGET - STACK_RESERVE,
-            model: 1000,
-        };
-        let lines = at_limit.check().unwrap();
-        assert!(lines[0].contains("margin 0.0 KiB"), "{lines:?}");
-        assert!(lines[1].contains("margin 0.0 KiB"), "{lines:?}");
-        let big_flash = Footprint {
-            flash: FLASH_BUDGET + 1,
-            ..at_limit
-        };
-        assert!(big_flash.check().unwrap_err().to_string().contains("flash"));
-        let big_ram = Footprint {
-            ram: RAM_BUDGET - STACK_RESERVE + 4,
-            flash: 10,
-            model: 0,
-        };
-        assert!(big_ram.check().unwrap_err().to_string().contains("RAM"));
+        for (board, flash, ram) in [
+            (&board::LM3S6965, 256 * 1024, 64 * 1024),
+            (&board::PICO, 2048 * 1024, 256 * 1024),
+        ] {
+            let at_limit = Footprint {
+                flash,
+                ram: ram - board.stack_reserve,
+                model: 1000,
+            };
+            let lines = at_limit.check(board).unwrap();
+            assert!(lines[0].contains("margin 0.0 KiB"), "{lines:?}");
+            assert!(lines[1].contains("margin 0.0 KiB"), "{lines:?}");
+            let big_flash = Footprint {
+                flash: flash + 1,
+                ..at_limit
+            };
+            let error = big_flash.check(board).unwrap_err().to_string();
+            assert!(
+                error.contains("flash") && error.contains(board.name),
+                "{error}"
+            );
+            let big_ram = Footprint {
+                ram: ram - board.stack_reserve + 4,
+                flash: 10,
+                model: 0,
+            };
+            assert!(
+                big_ram
+                    .check(board)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("RAM")
+            );
+        }
     }
 
     #[test]
@@ -157,6 +180,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("not.elf");
         std::fs::write(&path, b"hello").unwrap();
-        assert!(Footprint::of_elf(&path).is_err());
+        assert!(Footprint::of_elf(&path, &board::LM3S6965).is_err());
     }
 }

@@ -22,10 +22,15 @@ pub enum Kernel {
     /// targets, [`Kernel::CortexM0Plus`] on `thumbv6m`, [`Kernel::Portable`] elsewhere.
     Fast,
     /// Two passes of four rows per block (Thumb-2: `MLA`, immediate-offset signed loads).
+    /// The kernels by name exist on the host only (feature `std`), where the tests check each
+    /// against the reference; a device build keeps only its own, to save flash.
+    #[cfg(feature = "std")]
     CortexM3,
-    /// One pass of eight rows, accumulators in high registers (Thumb-1: `MULS` and `ADD`).
+    /// One pass of eight rows, the activation loaded once per eight (Thumb-1: `MULS`, `ADD`).
+    #[cfg(feature = "std")]
     CortexM0Plus,
     /// Eight rows in 16-bit products, which a host compiler vectorizes.
+    #[cfg(feature = "std")]
     Portable,
 }
 
@@ -104,8 +109,11 @@ fn dense(kernel: Kernel, layer: &Dense<'_>, signed_input: bool, input: &[u8], ou
         }
         Kernel::Reference => return dense_reference::<Unsigned>(layer, input, out),
         Kernel::Fast => Core::NATIVE,
+        #[cfg(feature = "std")]
         Kernel::CortexM3 => Core::CortexM3,
+        #[cfg(feature = "std")]
         Kernel::CortexM0Plus => Core::CortexM0Plus,
+        #[cfg(feature = "std")]
         Kernel::Portable => Core::Portable,
     };
     if signed_input {
