@@ -54,7 +54,17 @@ pub fn requantize(acc: i32, multiplier: i32, shift: i8) -> i32 {
 /// Requantizes one accumulator of channel `o` and stores it in the layer's output type.
 #[inline]
 pub(crate) fn store(layer: &Dense<'_>, o: usize, acc: i32) -> u8 {
-    let (bias, multiplier, shift) = layer.channel(o);
+    store_channel(layer, layer.channel(o), acc)
+}
+
+/// [`store`] with the channel's `(bias, multiplier, shift)` already decoded (the host engine
+/// decodes them once per model).
+#[inline]
+pub(crate) fn store_channel(
+    layer: &Dense<'_>,
+    (bias, multiplier, shift): (i32, i32, i8),
+    acc: i32,
+) -> u8 {
     let value = requantize(acc.wrapping_add(bias), multiplier, shift)
         .saturating_add(layer.output_offset as i32)
         .clamp(layer.clamp_min as i32, layer.clamp_max as i32);
