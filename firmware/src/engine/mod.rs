@@ -12,8 +12,10 @@ mod kernels;
 use crate::format::{BLOCK, Dense, Error, Model, Storage};
 use kernels::{Core, dense_blocks};
 
-/// Which dense kernel computes the layers.
+/// Which dense kernel computes the layers. Non-exhaustive: the named kernels exist with the
+/// `std` feature only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Kernel {
     /// One output at a time from the format's definition: the yardstick the others are
     /// tested against.
