@@ -97,14 +97,13 @@ fn main() -> Result<()> {
             if headless {
                 let presses = sim::parse_presses(&press)?;
                 let seed = seed.unwrap_or(0);
+                let app = sim::run(&blob, seed, &presses);
                 if mono {
-                    let screen: MonoFrame = sim::headless(&blob, seed, &presses);
-                    sim::write_png(&screen, scale, &out)?;
+                    sim::write_png(&sim::screen::<MonoFrame, _>(&app), scale, &out)?;
                 } else {
-                    let screen: Frame = sim::headless(&blob, seed, &presses);
-                    sim::write_png(&screen, scale, &out)?;
+                    sim::write_png(&sim::screen::<Frame, _>(&app), scale, &out)?;
                 }
-                println!("{}", sim::describe(&blob, seed, &presses));
+                println!("{}", sim::describe(&app));
                 println!("wrote {}", out.display());
                 Ok(())
             } else {

@@ -65,17 +65,22 @@ impl Screen for MonoFrame {
     }
 }
 
-/// The screen after the presses, with the reproducible seed sequence from `seed` and no clock
-/// (so no time is shown and the result depends on nothing else).
-pub fn headless<S, C>(blob: &[u8], seed: u32, presses: &[Button]) -> S
-where
-    S: Screen + DrawTarget<Color = C, Error = core::convert::Infallible>,
-    C: Shade,
-{
+/// The app after the presses, with the reproducible seed sequence from `seed` and no clock (so
+/// no time is shown and the result depends on nothing else).
+pub fn run<'b>(blob: &'b [u8], seed: u32, presses: &[Button]) -> App<'b> {
     let mut app: App<'_> = App::new(blob, SeedMode::Sequence(seed));
     for &b in presses {
         app.handle(b, &mut NoClock);
     }
+    app
+}
+
+/// What the app's screen shows, grey ([`Frame`]) or one-bit ([`MonoFrame`]).
+pub fn screen<S, C>(app: &App<'_>) -> S
+where
+    S: Screen + DrawTarget<Color = C, Error = core::convert::Infallible>,
+    C: Shade,
+{
     let mut screen = S::default();
     let Ok(()) = app.render(&mut screen);
     screen
@@ -94,12 +99,8 @@ pub fn write_png(screen: &impl Screen, scale: u32, path: &Path) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// Prints what the app reports (seed, class, MACs) so scripts can log it.
-pub fn describe(blob: &[u8], seed: u32, presses: &[Button]) -> String {
-    let mut app: App<'_> = App::new(blob, SeedMode::Sequence(seed));
-    for &b in presses {
-        app.handle(b, &mut NoClock);
-    }
+/// What the app reports (seed, class, MACs), so scripts can log it.
+pub fn describe(app: &App<'_>) -> String {
     match (app.model(), app.shown()) {
         (Err(e), _) => format!("model refused: {e}"),
         (Ok(m), None) => format!(
@@ -203,13 +204,17 @@ pub fn window(_blob: &[u8], _seed: Option<u32>, _mono: bool) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn reference_frame(blob: &[u8], seed: u32, presses: &[Button]) -> Frame {
-        // The app driven directly, as a board does.
+    /// The app driven directly, as a board does, drawn into a grey or a one-bit frame.
+    fn reference<S, C>(blob: &[u8], seed: u32, presses: &[Button]) -> S
+    where
+        S: Default + DrawTarget<Color = C, Error = core::convert::Infallible>,
+        C: Shade,
+    {
         let mut app: App<'_> = App::new(blob, SeedMode::Sequence(seed));
         for &b in presses {
             app.handle(b, &mut NoClock);
         }
-        let mut f = Frame::new();
+        let mut f = S::default();
         let Ok(()) = app.render(&mut f);
         f
     }
@@ -218,12 +223,13 @@ mod tests {
     fn headless_png_is_the_app_framebuffer_pixel_for_pixel() {
         let blob = random_blob(3);
         let presses = parse_presses("right right select up").unwrap();
-        let expected = reference_frame(&blob, 77, &presses);
+        let expected: Frame = reference(&blob, 77, &presses);
         let dir = std::env::temp_dir().join(format!("mcugan-sim-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         for scale in [1u32, 4] {
             let path = dir.join(format!("screen-{scale}.png"));
-            write_png(&headless::<Frame, _>(&blob, 77, &presses), scale, &path).unwrap();
+            let app = run(&blob, 77, &presses);
+            write_png(&screen::<Frame, _>(&app), scale, &path).unwrap();
             let png = image::open(&path).unwrap().to_luma8();
             assert_eq!(png.dimensions(), (128 * scale, 64 * scale));
             let mut distinct = std::collections::BTreeSet::new();
@@ -241,17 +247,12 @@ mod tests {
     fn mono_png_is_the_one_bit_framebuffer_pixel_for_pixel() {
         let blob = random_blob(3);
         let presses = parse_presses("right select").unwrap();
-        let mut app: App<'_> = App::new(&blob, SeedMode::Sequence(5));
-        for &b in &presses {
-            app.handle(b, &mut NoClock);
-        }
-        let mut expected = MonoFrame::new();
-        let Ok(()) = app.render(&mut expected);
-        let grey = reference_frame(&blob, 5, &presses);
+        let expected: MonoFrame = reference(&blob, 5, &presses);
+        let grey: Frame = reference(&blob, 5, &presses);
         let dir = std::env::temp_dir().join(format!("mcugan-sim-mono-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("mono.png");
-        write_png(&headless::<MonoFrame, _>(&blob, 5, &presses), 2, &path).unwrap();
+        write_png(&screen::<MonoFrame, _>(&run(&blob, 5, &presses)), 2, &path).unwrap();
         let png = image::open(&path).unwrap().to_luma8();
         assert_eq!(png.dimensions(), (256, 128));
         let (mut lit, mut differs) = (0, 0);
@@ -278,8 +279,8 @@ mod tests {
 
     #[test]
     fn a_bad_model_file_still_gives_a_screen() {
-        let frame: Frame = headless(b"not a model at all", 1, &[Button::Select]);
+        let frame: Frame = screen(&run(b"not a model at all", 1, &[Button::Select]));
         assert!((0..64).any(|y| (0..128).any(|x| frame.level(x, y) == 15)));
-        assert!(describe(b"not a model at all", 1, &[]).contains("magic"));
+        assert!(describe(&run(b"not a model at all", 1, &[])).contains("magic"));
     }
 }

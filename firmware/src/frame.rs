@@ -72,6 +72,16 @@ impl Frame {
     }
 }
 
+/// The pixels that fall on the 128×64 screen, as (x, y, colour); the rest are dropped.
+fn on_screen<C: PixelColor>(
+    pixels: impl IntoIterator<Item = Pixel<C>>,
+) -> impl Iterator<Item = (usize, usize, C)> {
+    pixels.into_iter().filter_map(|Pixel(p, c)| {
+        let (x, y) = (usize::try_from(p.x).ok()?, usize::try_from(p.y).ok()?);
+        (x < WIDTH && y < HEIGHT).then_some((x, y, c))
+    })
+}
+
 impl OriginDimensions for Frame {
     fn size(&self) -> Size {
         Size::new(WIDTH as u32, HEIGHT as u32)
@@ -86,13 +96,8 @@ impl DrawTarget for Frame {
     where
         I: IntoIterator<Item = Pixel<Gray4>>,
     {
-        for Pixel(p, c) in pixels {
-            if let (Ok(x), Ok(y)) = (usize::try_from(p.x), usize::try_from(p.y))
-                && x < WIDTH
-                && y < HEIGHT
-            {
-                self.set(x, y, c.luma());
-            }
+        for (x, y, c) in on_screen(pixels) {
+            self.set(x, y, c.luma());
         }
         Ok(())
     }
@@ -143,14 +148,9 @@ impl DrawTarget for MonoFrame {
     where
         I: IntoIterator<Item = Pixel<BinaryColor>>,
     {
-        for Pixel(p, c) in pixels {
-            if let (Ok(x), Ok(y)) = (usize::try_from(p.x), usize::try_from(p.y))
-                && x < WIDTH
-                && y < HEIGHT
-            {
-                let (byte, bit) = (&mut self.bytes[y / 8 * WIDTH + x], 1u8 << (y % 8));
-                *byte = if c.is_on() { *byte | bit } else { *byte & !bit };
-            }
+        for (x, y, c) in on_screen(pixels) {
+            let (byte, bit) = (&mut self.bytes[y / 8 * WIDTH + x], 1u8 << (y % 8));
+            *byte = if c.is_on() { *byte | bit } else { *byte & !bit };
         }
         Ok(())
     }
