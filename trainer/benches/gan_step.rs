@@ -1,7 +1,8 @@
 //! Milliseconds per seed GAN step (D step + G step, batch 128) with ONNX Runtime, and, when
 //! PyTorch is importable, the same step in PyTorch on the same threads and device, with the
 //! ratio ours / PyTorch. `MCUGAN_BENCH_DEVICE=cuda` (what `cargo xtask bench train --device
-//! cuda` sets) runs both on the GPU.
+//! cuda` sets) runs both on the GPU. PyTorch is looked for in `python3`, or in the interpreter
+//! `MCUGAN_PYTHON` names (a virtual environment's, say).
 
 use criterion::Criterion;
 use rand::{Rng, SeedableRng};
@@ -45,17 +46,23 @@ fn ours_ms(steps: usize) -> f64 {
     start.elapsed().as_secs_f64() * 1e3 / steps as f64
 }
 
+/// Steps each side times after its warm-up: ~4 s, enough to keep the ratio within a few percent.
+const TIMED_STEPS: usize = 100;
+
 fn pytorch_ms(threads: usize, steps: usize, device: &str) -> Option<f64> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/pytorch_step.py");
-    let probe = Command::new("python3")
+    let python = std::env::var("MCUGAN_PYTHON").unwrap_or_else(|_| "python3".into());
+    let probe = Command::new(&python)
         .args(["-c", "import torch"])
         .output()
-        .ok()?;
-    if !probe.status.success() {
-        println!("PyTorch: not importable by python3, no baseline in this run");
+        .ok();
+    if !probe.is_some_and(|p| p.status.success()) {
+        println!(
+            "PyTorch: not importable by {python} (set MCUGAN_PYTHON), no baseline in this run"
+        );
         return None;
     }
-    let out = Command::new("python3")
+    let out = Command::new(&python)
         .args([
             script,
             "--threads",
@@ -103,9 +110,9 @@ fn main() {
     };
     c.final_summary();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let ours = ours_ms(30);
+    let ours = ours_ms(TIMED_STEPS);
     println!("ours: {ours:.1} ms per seed GAN step (D + G, batch 128, {dev}, {threads} threads)");
-    if let Some(pt) = pytorch_ms(threads, 30, dev) {
+    if let Some(pt) = pytorch_ms(threads, TIMED_STEPS, dev) {
         println!(
             "PyTorch: {pt:.1} ms per step; ratio ours/PyTorch = {:.2}",
             ours / pt
