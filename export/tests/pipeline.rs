@@ -91,6 +91,21 @@ fn a_trained_run_exports_to_a_blob_the_firmware_decodes_with_a_measured_report()
         r8.fidelity.psnr_mean_db
     );
     Model::from_bytes(&std::fs::read(&out4).unwrap()).expect("int4 blob decodes");
+
+    // `fast`: int4 where 90% of the MACs are (here the last layer, 97% of them), its input
+    // narrowed to 7 bits; the layers near the noise stay int8.
+    let out_fast = dir.path().join("fast/model.bin");
+    let rf = export(
+        &options(&run, &out_fast, Weights::Fast, Target::Lm3s6965),
+        None,
+    )
+    .unwrap();
+    assert_eq!(rf.layer_kinds, ["int8", "int8", "int4"]);
+    let blob = std::fs::read(&out_fast).unwrap();
+    let model = Model::from_bytes(&blob).expect("fast blob decodes");
+    let clamps: Vec<i16> = model.layers().iter().map(|l| l.clamp_max).collect();
+    assert_eq!(clamps, [255, 127, 127]);
+    assert!(rf.bytes < r8.bytes && rf.bytes > r4.bytes);
 }
 
 #[test]

@@ -4,8 +4,8 @@
 use export::float_model::FloatGenerator;
 use export::fold::Linear;
 use export::quantize::{
-    QuantError, calibrate, calibration_inputs, check_overflow, quantize, quantize_input, to_blob,
-    weight_kinds,
+    QuantError, activation_max, calibrate, calibration_inputs, check_overflow, quantize,
+    quantize_input, to_blob, weight_kinds,
 };
 use firmware::builder::{LayerSpec, quantize_multiplier};
 use firmware::engine::{Kernel, forward, requantize};
@@ -83,7 +83,9 @@ fn integer_engine_tracks_the_float_model() {
     for (kinds_int4, min_psnr) in [(vec![], 38.0), (vec![2usize], 28.0)] {
         let model = random_generator(3, 16, 10, &[32, 64, 128]);
         let calib = calibrate(&model, &calibration_inputs(&model, 500, 1));
-        let spec = quantize(&model, &calib, &weight_kinds(&model, &kinds_int4), 28, 28).unwrap();
+        let kinds = weight_kinds(&model, &kinds_int4);
+        let act_max = activation_max(&kinds, false);
+        let spec = quantize(&model, &calib, &kinds, &act_max, 28, 28).unwrap();
         let blob = to_blob(&spec).unwrap();
         let decoded = Model::from_bytes(&blob).unwrap();
         let (mut a, mut b, mut out) = (vec![0u8; 1024], vec![0u8; 1024], vec![0u8; 784]);
@@ -123,8 +125,11 @@ fn one_pixel_by_hand() {
             bias: vec![0.1],
         }],
     };
-    let calib = export::quantize::Calibration { max_abs: vec![2.0] };
-    let spec = quantize(&model, &calib, &[WeightKind::Int8], 1, 1).unwrap();
+    let calib = export::quantize::Calibration {
+        max_abs: vec![2.0],
+        second_moments: Vec::new(),
+    };
+    let spec = quantize(&model, &calib, &[WeightKind::Int8], &[255], 1, 1).unwrap();
     let l = &spec.layers[0];
     // Weight scale 0.5/127: weights 127 and −64 (−0.25·254 = −63.5 → −64, half away from zero).
     assert_eq!(l.weights, vec![127, -64]);

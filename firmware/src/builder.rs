@@ -100,7 +100,7 @@ impl LayerSpec {
                         if !(-8..=7).contains(&w) {
                             return Err(err("int4 weight outside -8..=7"));
                         }
-                        let nibble = (w as u8) & 0x0F;
+                        let nibble = (w + 8) as u8;
                         packed[base * (BLOCK / 2) + (o % BLOCK) / 2] |= if o.is_multiple_of(2) {
                             nibble
                         } else {

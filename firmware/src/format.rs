@@ -1,6 +1,6 @@
 //! The model blob: one integer-only generator, decoded zero-copy from flash.
 //!
-//! # Wire format, version 1
+//! # Wire format, version 2
 //!
 //! Integers inside the postcard parts use postcard's encoding (unsigned varints, zigzag varints
 //! for signed types wider than a byte, `u8`/`i8` as one raw byte, byte slices as a varint length
@@ -41,8 +41,13 @@
 //!   up to a multiple of 8 with rows the engine computes and discards (export writes zeros).
 //!   Inside a block the layout is column-major, so the engine loads one activation and updates
 //!   eight accumulators from consecutive bytes. Int8: weight `(o, i)` is byte
-//!   `((o / 8) · inputs + i) · 8 + o % 8`. Int4 (two's complement, −8..7): byte
-//!   `((o / 8) · inputs + i) · 4 + (o % 8) / 2`, low nibble for even `o`, high nibble for odd.
+//!   `((o / 8) · inputs + i) · 8 + o % 8`. Int4 (offset binary: the nibble is `w + 8`, so
+//!   0..15 stands for −8..7): byte `((o / 8) · inputs + i) · 4 + (o % 8) / 2`, low nibble for
+//!   even `o`, high nibble for odd; a column's eight nibbles are one little-endian word.
+//!   Offset binary lets the Cortex-M kernel multiply two unsigned nibbles by an activation in one
+//!   32-bit `MLA` (16-bit lanes) and subtract `8 · Σx` once per row.
+//!
+//! Version 1 differed only there: int4 nibbles were two's complement.
 //! * Load refuses a layer unless `|bias| + Σ|w| · max|x| < 2^31` for every channel, so no
 //!   accumulator can overflow whatever the input.
 
@@ -52,7 +57,7 @@ use serde::{Deserialize, Serialize};
 /// The four bytes every model blob starts with.
 pub const MAGIC: [u8; 4] = *b"MGAN";
 /// The wire format this firmware reads; bumped on any incompatible change.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// Output channels per weight block (see the module doc).
 pub const BLOCK: usize = 8;
 /// Most layers a model may have (the decoded layer list lives on the stack).
@@ -130,7 +135,7 @@ impl core::fmt::Display for Error {
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WeightKind {
     Int8,
-    /// Two's complement nibbles, two per byte.
+    /// Offset-binary nibbles (`w + 8`), two per byte.
     Int4,
 }
 
@@ -209,11 +214,11 @@ impl Dense<'_> {
             WeightKind::Int4 => {
                 let byte = self.weights[base * (BLOCK / 2) + (o % BLOCK) / 2];
                 let nibble = if o.is_multiple_of(2) {
-                    byte << 4
+                    byte & 0x0F
                 } else {
-                    byte & 0xF0
+                    byte >> 4
                 };
-                (nibble as i8 >> 4) as i32
+                nibble as i32 - 8
             }
         }
     }

@@ -82,6 +82,104 @@ fn every_kernel_and_the_host_engine_equal_reference_on_many_shapes() {
     assert!(nonzero_outputs > 10_000, "{nonzero_outputs}");
 }
 
+/// The int4 kernel packs two rows' products in the 16-bit halves of one word and drains them
+/// when the activations since the last drain could make them carry. The extreme columns must
+/// not carry: every weight 7 or −8, on the widest layer the format allows, every activation 255
+/// (a drain after each run of 16 columns) or 17 (sixteen runs fill a lane to 65 280 of 65 535;
+/// one run more would overflow it).
+#[test]
+fn int4_extreme_columns_do_not_carry_between_lanes() {
+    use firmware::builder::{LayerSpec, ModelSpec, quantize_multiplier};
+    use firmware::format::{MAX_WIDTH, Storage};
+    for (width, value) in [16, 17, 255, MAX_WIDTH]
+        .into_iter()
+        .flat_map(|w| [(w, 255), (w, 17), (w, 1)])
+    {
+        // A first layer whose every output is `value` (bias 2 · value, ratio 1/2).
+        let first = LayerSpec {
+            inputs: 4,
+            outputs: width,
+            kind: WeightKind::Int8,
+            weights: vec![0; 4 * width],
+            bias: vec![2 * value; width],
+            multiplier: vec![1 << 30; width],
+            shift: vec![0; width],
+            output: Storage::U8,
+            output_offset: 0,
+            clamp_min: 0,
+            clamp_max: 255,
+        };
+        let mut rng = common::rng(width as u64);
+        let patterns: [&dyn Fn(usize) -> i8; 5] = [
+            &|_| 7,
+            &|_| -8,
+            &|i| if i % 2 == 0 { 7 } else { -8 },
+            &|i| if i < width / 2 { -8 } else { 7 },
+            &|_| 0,
+        ];
+        let weights: Vec<i8> = (0..16)
+            .flat_map(|o| {
+                let row: Vec<i8> = (0..width)
+                    .map(|i| match patterns.get(o) {
+                        Some(p) => p(i),
+                        None => common::int(&mut rng, -8, 7) as i8,
+                    })
+                    .collect();
+                row
+            })
+            .collect();
+        // Outputs within ±127 for the largest |Σ w · value|, so that no row is clamped.
+        let (m, sh) = quantize_multiplier(120.0 / (8.0 * value as f64 * width as f64));
+        let second = LayerSpec {
+            inputs: width,
+            outputs: 16,
+            kind: WeightKind::Int4,
+            weights,
+            bias: vec![0; 16],
+            multiplier: vec![m; 16],
+            shift: vec![sh; 16],
+            output: Storage::I8,
+            output_offset: 0,
+            clamp_min: -127,
+            clamp_max: 127,
+        };
+        let (noise_multiplier, noise_shift) = quantize_multiplier(1.0 / 4096.0);
+        let spec = ModelSpec {
+            latent: 4,
+            classes: 0,
+            one_hot_level: 32,
+            noise_multiplier,
+            noise_shift,
+            width: 4,
+            height: 4,
+            layers: vec![first, second],
+            lut: core::array::from_fn(|i| i as u8),
+        };
+        let blob = spec.to_bytes().expect("valid spec");
+        let model = Model::from_bytes(&blob).expect("decodes");
+        let (r, _) = run(&model, Kernel::Reference, &[1, -1, 2, -2]);
+        // The reference's own rows: ±120 for the constant patterns, its sign for the rest.
+        assert_eq!(
+            &r[..2],
+            &[105u8, (-120i8) as u8],
+            "width {width}, value {value}"
+        );
+        assert_eq!(r[4], 0);
+        for kernel in [
+            Kernel::Fast,
+            Kernel::CortexM3,
+            Kernel::CortexM0Plus,
+            Kernel::Portable,
+        ] {
+            assert_eq!(
+                run(&model, kernel, &[1, -1, 2, -2]).0,
+                r,
+                "{kernel:?}, width {width}"
+            );
+        }
+    }
+}
+
 /// `⌊acc · m / 2^t + 1/2⌋` in i128, saturated: the definition, in exact rational arithmetic.
 fn exact(acc: i32, m: i32, shift: i8) -> i32 {
     let t = 31 - shift as i32;

@@ -86,7 +86,7 @@ fn version_magic_and_crc_are_reported_as_such() {
     assert_eq!(err.as_str(), "model version differs");
     assert!(
         err.to_string()
-            .contains("version 2, this firmware reads version 1"),
+            .contains("version 3, this firmware reads version 2"),
         "{err}"
     );
 

@@ -78,7 +78,7 @@ fn firmware() -> Result<()> {
         let ratio = instructions as f64 / macs as f64;
         println!(
             "{kernel:>9}: {instructions} instructions per digit (± {INSTRUCTIONS_PER_TICK}) for {macs} dense MACs: \
-             {ratio:.2} per MAC, ~{:.1} ms per digit at 50 MHz",
+             {ratio:.3} per MAC, ~{:.1} ms per digit at 50 MHz",
             instructions as f64 / BOARD_HZ * 1e3
         );
         per_mac.push(ratio);
