@@ -83,7 +83,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             )
         })?;
         let model = out.join("model.bin");
-        stages.time("export (int8, checked against float)", || {
+        stages.time("export (checked against float)", || {
             mcugan(
                 &root,
                 &[
