@@ -107,6 +107,12 @@ impl Stored {
         min: 0,
         max: 255,
     };
+    /// A ReLU read by an int4 layer (`--weights fast` stores those in 7 bits).
+    const RELU7: Stored = Stored {
+        offset: 0,
+        min: 0,
+        max: 127,
+    };
     const LOGITS: Stored = Stored {
         offset: 0,
         min: -127,
@@ -147,6 +153,7 @@ impl Stored {
         self.store(channel, acc)
     }
 }
+
 /// How a layer reads its stored input bytes.
 trait Activation {
     const SIGNED: bool;
@@ -206,10 +213,11 @@ fn finish(layer: &Dense<'_>, block: usize, acc: &[i32; BLOCK], rows: &mut [u8]) 
         <&[u8; BLOCK]>::try_from(shift),
     ) {
         let channels = (bias, multiplier, shift);
-        // The exporter's two kinds of layer, with their clamps as constants: one `USAT` for a
+        // The exporter's kinds of layer, with their clamps as constants: one `USAT` for a
         // ReLU instead of two compares.
         match stored {
             Stored::RELU => full_block(Stored::RELU, channels, acc, rows),
+            Stored::RELU7 => full_block(Stored::RELU7, channels, acc, rows),
             Stored::LOGITS => full_block(Stored::LOGITS, channels, acc, rows),
             _ => full_block(stored, channels, acc, rows),
         }

@@ -46,7 +46,16 @@ pub fn layer(
         shift.push(s);
     }
     let (clamp_min, clamp_max, output_offset) = match output {
-        Storage::U8 => (0, 255, 0),
+        // 8-bit ReLUs, and 7-bit ones as `--weights fast` writes before int4 layers.
+        Storage::U8 => (
+            0,
+            if rng.next_u32().is_multiple_of(2) {
+                255
+            } else {
+                127
+            },
+            0,
+        ),
         Storage::I8 => (-128, 127, int(rng, -10, 10) as i16),
     };
     LayerSpec {
