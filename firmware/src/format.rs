@@ -45,11 +45,11 @@
 //!   0..15 stands for −8..7): byte `((o / 8) · inputs + i) · 4 + (o % 8) / 2`, low nibble for
 //!   even `o`, high nibble for odd; a column's eight nibbles are one little-endian word.
 //!   Offset binary lets the Cortex-M kernel multiply two unsigned nibbles by an activation in one
-//!   32-bit `MLA` (16-bit lanes) and subtract `8 · Σx` once per row.
-//!
-//! Version 1 differed only there: int4 nibbles were two's complement.
+//!   32-bit `MLA` (16-bit lanes) and then subtract `8 · Σx` from each row.
 //! * Load refuses a layer unless `|bias| + Σ|w| · max|x| < 2^31` for every channel, so no
 //!   accumulator can overflow whatever the input.
+//!
+//! Version 1 differed only in the int4 nibbles, which were two's complement.
 
 use crate::crc::crc32;
 use serde::{Deserialize, Serialize};
