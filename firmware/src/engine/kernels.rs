@@ -53,8 +53,9 @@ pub(super) fn dense_blocks<A: Activation>(
         }
         WeightKind::Int4 => {
             let blocks = layer.weights.chunks_exact(BLOCK / 2 * inputs);
-            // `8 · Σx` undoes the nibbles' offset; once per layer, not per row.
+            // Unsigned inputs take the lane kernel, which drains where `Drains` says.
             let drains = (!A::SIGNED).then(|| Drains::new(input));
+            // `8 · Σx` undoes the nibbles' offset; once per layer, not per row.
             let offset = input
                 .iter()
                 .fold(0i32, |s, &x| s.wrapping_add(A::value(x)))
