@@ -257,7 +257,10 @@ fn quantize_dense(
     }
     // Int4 keeps too little of a row for nearest rounding; int8 stays the plain scheme.
     let rounded = match (kind, second_moment) {
-        (WeightKind::Int4, Some(h)) => Some(gptq::round(&layer.weight, n_in, n_out, h, qmax)),
+        // Without calibration data (an all-zero `H`) there is nothing to compensate with.
+        (WeightKind::Int4, Some(h)) if h.trace() > 0.0 => {
+            Some(gptq::round(&layer.weight, n_in, n_out, h, qmax))
+        }
         _ => None,
     };
     for o in 0..n_out {
