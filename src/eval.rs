@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::Args;
 use std::path::{Path, PathBuf};
 use trainer::eval::{self, RealStats, SAMPLES, Scorer};
-use trainer::{Device, GanTrainer};
+use trainer::{Device, GanConfig, GanTrainer};
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -56,10 +56,10 @@ impl Evaluation {
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
-    let (cfg, ck) = trainer::train::load_config(&args.checkpoint)?;
-    let mut gan = GanTrainer::new(cfg.gan_config(), args.device)?;
-    let state = trainer::train::state_tensors(&cfg, &ck, &args.checkpoint)?;
-    gan.load_state(&state)?;
+    let run = checkpoint::Run::open(&args.checkpoint)?;
+    let cfg = &run.config;
+    let mut gan = GanTrainer::new(GanConfig::from_run(cfg), args.device)?;
+    gan.load_state(&trainer::train::state_tensors(&run)?)?;
     let mut eval = Evaluation::prepare(&args.data, args.device)?;
     eval.samples = args.samples;
     let scores = eval.score(&mut gan)?;
@@ -68,7 +68,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let json = args
         .json
         .unwrap_or_else(|| args.checkpoint.join("eval.json"));
-    trainer::checkpoint::write_atomic(&json, serde_json::to_string_pretty(&scores)?.as_bytes())?;
+    checkpoint::write_atomic(&json, serde_json::to_string_pretty(&scores)?.as_bytes())?;
     println!("scores written to {}", json.display());
     Ok(())
 }

@@ -22,8 +22,9 @@ pub enum Source {
 
 /// The random model's shape, the `lm3s6965` preset's (so that it fits the board too):
 /// latent 32 + 10 classes → 32 → 64 → 128 → 192 → 784.
-pub fn random_blob(seed: u64) -> Vec<u8> {
-    firmware::synth::random_model(seed, 32, 10, &[32, 64, 128, 192, 784])
+pub fn random_blob(seed: u64) -> Result<Vec<u8>> {
+    export::synth::random_model(seed, 32, 10, &[32, 64, 128, 192, 784])
+        .map_err(|e| anyhow::anyhow!("random model {seed}: {e}"))
 }
 
 pub fn load(source: &Source) -> Result<Vec<u8>> {
@@ -31,7 +32,7 @@ pub fn load(source: &Source) -> Result<Vec<u8>> {
         Source::File(path) => {
             std::fs::read(path).with_context(|| format!("reading model {}", path.display()))
         }
-        Source::Random(seed) => Ok(random_blob(*seed)),
+        Source::Random(seed) => random_blob(*seed),
     }
 }
 
@@ -221,7 +222,7 @@ mod tests {
 
     #[test]
     fn headless_png_is_the_app_framebuffer_pixel_for_pixel() {
-        let blob = random_blob(3);
+        let blob = random_blob(3).unwrap();
         let presses = parse_presses("right right select up").unwrap();
         let expected: Frame = reference(&blob, 77, &presses);
         let dir = std::env::temp_dir().join(format!("mcugan-sim-test-{}", std::process::id()));
@@ -245,7 +246,7 @@ mod tests {
 
     #[test]
     fn mono_png_is_the_one_bit_framebuffer_pixel_for_pixel() {
-        let blob = random_blob(3);
+        let blob = random_blob(3).unwrap();
         let presses = parse_presses("right select").unwrap();
         let expected: MonoFrame = reference(&blob, 5, &presses);
         let grey: Frame = reference(&blob, 5, &presses);

@@ -1,13 +1,13 @@
 //! `mcugan train`: a preset, overridden by flags, handed to the trainer's loop.
 
 use anyhow::{Context, Result};
+use checkpoint::{Conditioning, Preset, RunConfig};
 use clap::Args;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use trainer::Device;
-use trainer::gan::Conditioning;
-use trainer::train::{self, Options, Preset, RunConfig, Stop};
+use trainer::train::{self, Options, Stop};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -87,8 +87,8 @@ pub struct TrainArgs {
 impl TrainArgs {
     /// The preset (or the checkpoint's configuration, when resuming) with the flags applied.
     fn config(&self) -> Result<RunConfig> {
-        let mut cfg = if self.resume && self.out.join(trainer::checkpoint::TENSORS_FILE).exists() {
-            train::load_config(&self.out)?.0
+        let mut cfg = if self.resume && self.out.join(checkpoint::TENSORS_FILE).exists() {
+            checkpoint::Run::open(&self.out)?.config
         } else {
             RunConfig::preset(self.preset)
         };

@@ -1,17 +1,21 @@
-//! From a trained float generator to the integer-only model the firmware runs.
+//! From a trained float generator to the integer-only model the firmware runs, and the host's
+//! side of that model: its writer, a fast host engine, random test models.
 //!
 //! The pipeline: read the run's checkpoint and fold BatchNorm into the Linear layers
 //! ([`load`], [`fold`]), calibrate and quantize weights and activations ([`quantize`]; int4
-//! rows by error-compensating rounding, [`gptq`]), prove
-//! the accumulators cannot overflow, serialize with the format that `firmware` defines, and
+//! rows by error-compensating rounding, [`gptq`]), write the blob that `firmware::format`
+//! specifies ([`blob`]; the firmware's own validator proves no accumulator can overflow), and
 //! verify the integer engine against the float model in tract ([`verify`]).
 
+pub mod blob;
 pub mod float_model;
 pub mod fold;
 pub mod gptq;
+pub mod host_engine;
 pub mod load;
 pub mod pipeline;
 pub mod quantize;
+pub mod synth;
 pub mod verify;
 
 use anyhow::Result;
@@ -19,6 +23,6 @@ use std::path::Path;
 
 /// Writes a file atomically, like the trainer's checkpoints.
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    trainer::checkpoint::write_atomic(path, bytes)?;
+    checkpoint::write_atomic(path, bytes)?;
     Ok(())
 }

@@ -3,22 +3,22 @@
 use crate::float_model::FloatGenerator;
 use crate::fold::{BatchNorm, Linear, fold_batchnorm};
 use anyhow::{Context, Result};
+use checkpoint::run::{OUTPUT_LINEAR, block_batch_norm, block_linear};
+use checkpoint::{NamedTensor, Run};
 use std::path::Path;
-use trainer::NamedTensor;
-use trainer::train::RunConfig;
 
-/// PyTorch's BatchNorm1d epsilon, as the trainer uses.
-const BN_EPS: f32 = trainer::ops::BN_EPS as f32;
+const BN_EPS: f32 = checkpoint::config::BN_EPS as f32;
 
-/// The run's configuration and its generator with BatchNorm folded into the Linear layers.
-pub fn load_generator(run: &Path) -> Result<(RunConfig, FloatGenerator)> {
-    let (cfg, ck) = trainer::train::load_config(run)?;
-    let tensors = trainer::train::generator_tensors(&cfg, &ck, run)?;
+/// The run and its generator with BatchNorm folded into the Linear layers.
+pub fn load_generator(dir: &Path) -> Result<(Run, FloatGenerator)> {
+    let run = Run::open(dir)?;
+    let tensors = run.generator_tensors()?;
+    let cfg = &run.config;
     let get = |name: &str| -> Result<&NamedTensor> {
         tensors
             .iter()
             .find(|t| t.name == name)
-            .with_context(|| format!("{}: no tensor {name}", run.display()))
+            .with_context(|| format!("{}: no tensor {name}", dir.display()))
     };
     let linear = |prefix: &str| -> Result<Linear> {
         let (w, b) = (
@@ -34,7 +34,7 @@ pub fn load_generator(run: &Path) -> Result<(RunConfig, FloatGenerator)> {
     };
     let mut layers = Vec::new();
     for i in 0..cfg.g_widths.len() {
-        let bn = |n: &str| get(&format!("g.block{i}.bn.{n}")).map(|t| t.data.clone());
+        let bn = |n: &str| get(&format!("{}.{n}", block_batch_norm(i))).map(|t| t.data.clone());
         let norm = BatchNorm {
             gamma: bn("weight")?,
             beta: bn("bias")?,
@@ -42,18 +42,15 @@ pub fn load_generator(run: &Path) -> Result<(RunConfig, FloatGenerator)> {
             running_var: bn("running_var")?,
             eps: BN_EPS,
         };
-        let folded = fold_batchnorm(&linear(&format!("g.block{i}.linear"))?, &norm)
-            .with_context(|| format!("{}: folding BatchNorm of block {i}", run.display()))?;
+        let folded = fold_batchnorm(&linear(&block_linear(i))?, &norm)
+            .with_context(|| format!("{}: folding BatchNorm of block {i}", dir.display()))?;
         layers.push(folded);
     }
-    layers.push(linear("g.out")?);
-    let classes = if cfg.conditional { 10 } else { 0 };
-    Ok((
-        cfg.clone(),
-        FloatGenerator {
-            latent: cfg.z_dim,
-            classes,
-            layers,
-        },
-    ))
+    layers.push(linear(OUTPUT_LINEAR)?);
+    let model = FloatGenerator {
+        latent: cfg.z_dim,
+        classes: cfg.classes(),
+        layers,
+    };
+    Ok((run, model))
 }

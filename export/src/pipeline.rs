@@ -48,20 +48,27 @@ impl std::str::FromStr for Weights {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Target {
-    /// 256 KiB of flash: the model gets 200 KiB, the firmware the rest.
+    /// The LM3S6965 board ([`boards::LM3S6965`]).
     Lm3s6965,
-    /// 2 MiB of flash less the 256-byte boot stage: the model gets 1,920 KiB, the firmware the rest.
+    /// The Pico with an SSD1306 ([`boards::PICO`]).
     Pico,
+    /// No board: no budget.
     None,
 }
 
 impl Target {
-    pub fn budget(self) -> Option<usize> {
+    /// The board in the boards table.
+    pub fn board(self) -> Option<&'static boards::Board> {
         match self {
-            Target::Lm3s6965 => Some(200 * 1024),
-            Target::Pico => Some(1920 * 1024),
+            Target::Lm3s6965 => Some(&boards::LM3S6965),
+            Target::Pico => Some(&boards::PICO),
             Target::None => None,
         }
+    }
+
+    /// Largest blob the board's flash leaves the model (the boards table's `model_budget`).
+    pub fn budget(self) -> Option<usize> {
+        self.board().map(|b| b.model_budget)
     }
 }
 
@@ -106,14 +113,21 @@ pub struct Report {
 pub type Labeler<'a> = dyn FnMut(&[f32]) -> Result<Vec<u8>> + 'a;
 
 pub fn export(opts: &ExportOptions, labeler: Option<&mut Labeler>) -> Result<Report> {
-    let (cfg, model) = load_generator(&opts.run)?;
+    let (run, model) = load_generator(&opts.run)?;
+    let onnx = run.generator_onnx();
+    if !onnx.exists() {
+        bail!(
+            "{}: missing; `mcugan train` writes the float generator beside each checkpoint, and the export is checked against it",
+            onnx.display()
+        );
+    }
     let calib = calibrate(
         &model,
         &calibration_inputs(&model, opts.samples * 4, 0xCA11B),
     );
     let kinds = choose_kinds(&model, &calib, opts.weights, opts.target.budget())?;
     let act_max = activation_max(&kinds, opts.weights == Weights::Fast);
-    let spec = quantize(&model, &calib, &kinds, &act_max, 28, 28)?;
+    let spec = quantize(&model, &calib, &kinds, &act_max, 28, 28)?.spec;
     let blob = to_blob(&spec)?;
     if let Some(budget) = opts.target.budget().filter(|&b| blob.len() > b) {
         bail!(
@@ -124,13 +138,6 @@ pub fn export(opts: &ExportOptions, labeler: Option<&mut Labeler>) -> Result<Rep
     }
     crate::write_file(&opts.out, &blob)?;
 
-    let onnx = opts.run.join("generator.onnx");
-    if !onnx.exists() {
-        let tensors = trainer::train::load_config(&opts.run)
-            .and_then(|(c, ck)| trainer::train::generator_tensors(&c, &ck, &opts.run))?;
-        let bytes = trainer::generator_onnx(&cfg.gan_config(), &tensors)?;
-        crate::write_file(&onnx, &bytes)?;
-    }
     let (z, classes) = verify::check_inputs(&model, opts.samples, 0x5EED);
     let float = verify::tract_images(&onnx, &model, &z, &classes)?;
     let integer = verify::integer_images(&blob, &model, &z, &classes)?;
@@ -153,7 +160,7 @@ pub fn export(opts: &ExportOptions, labeler: Option<&mut Labeler>) -> Result<Rep
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    trainer::report::sample_grid(&sheet, 10, 3, &dir.join("float-vs-fixed.png"))?;
+    checkpoint::sheet::sample_grid(&sheet, 10, 3, &dir.join("float-vs-fixed.png"))?;
     let decoded = firmware::format::Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
     let report = Report {
         model: opts.out.clone(),
@@ -206,7 +213,7 @@ fn choose_kinds(
             loop {
                 let kinds = weight_kinds(model, &int4);
                 let act_max = activation_max(&kinds, false);
-                let size = to_blob(&quantize(model, calib, &kinds, &act_max, 28, 28)?)?.len();
+                let size = to_blob(&quantize(model, calib, &kinds, &act_max, 28, 28)?.spec)?.len();
                 if budget.is_none_or(|b| size <= b) || int4.len() == by_size.len() {
                     return Ok(kinds);
                 }

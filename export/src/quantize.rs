@@ -6,9 +6,9 @@
 //! logits int8, mapped to grey by a 256-entry sigmoid table. Accumulators are i32 from an i32
 //! bias, requantized with a Q31 multiplier and shift.
 
+use crate::blob::{BuildError, LayerSpec, ModelSpec, quantize_multiplier};
 use crate::float_model::{FloatGenerator, sigmoid};
 use crate::gptq;
-use firmware::builder::{LayerSpec, ModelSpec, quantize_multiplier};
 use firmware::format::{Storage, WeightKind};
 use nalgebra::DMatrix;
 use rand::SeedableRng;
@@ -27,13 +27,9 @@ const MAX_LOGIT: f64 = 8.0;
 #[derive(Debug, Error, PartialEq)]
 pub enum QuantError {
     #[error(
-        "layer {layer}, channel {channel}: the accumulator could reach {bound} (|bias| + Σ|w|·max|x|), which overflows i32; refusing to export"
+        "layer {layer}, channel {channel}: the accumulator could leave i32 (|bias| + Σ|w|·max|x| ≥ 2³¹); refusing to export"
     )]
-    Overflow {
-        layer: usize,
-        channel: usize,
-        bound: i64,
-    },
+    Overflow { layer: usize, channel: usize },
     #[error("layer {layer}: {inputs} inputs follow a layer of {previous} outputs")]
     Shape {
         layer: usize,
@@ -149,8 +145,47 @@ pub fn activation_max(kinds: &[WeightKind], narrow: bool) -> Vec<u8> {
         .collect()
 }
 
+/// A quantized model with the scales that tie its integers to real values.
+#[derive(Clone, Debug)]
+pub struct Quantized {
+    pub spec: ModelSpec,
+    /// Per layer: real value of one unit of its output, and of each channel's weights.
+    pub output_scales: Vec<f64>,
+    pub weight_scales: Vec<Vec<f64>>,
+}
+
+impl Quantized {
+    /// The quantized model evaluated in floating point: integer weights and biases times their
+    /// scales, activations left unrounded (clamped as the integers are). Per layer, real values;
+    /// the integer engine should differ from it by rounding only.
+    pub fn float_forward(&self, input: &[i8]) -> Vec<Vec<f64>> {
+        let mut x: Vec<f64> = input.iter().map(|&v| v as f64 * INPUT_SCALE).collect();
+        let mut x_scale = INPUT_SCALE;
+        let mut all = Vec::new();
+        for (k, l) in self.spec.layers.iter().enumerate() {
+            let y_scale = self.output_scales[k];
+            let y: Vec<f64> = (0..l.outputs)
+                .map(|o| {
+                    let s_w = self.weight_scales[k][o];
+                    let dot: f64 = (0..l.inputs)
+                        .map(|i| l.weights[o * l.inputs + i] as f64 * s_w * x[i])
+                        .sum();
+                    let v = dot + l.bias[o] as f64 * s_w * x_scale;
+                    v.clamp(l.clamp_min as f64 * y_scale, l.clamp_max as f64 * y_scale)
+                })
+                .collect();
+            all.push(y.clone());
+            x = y;
+            x_scale = y_scale;
+        }
+        all
+    }
+}
+
 /// Quantizes `model` into the firmware's format, with activation scales from `calib`: weights
 /// as `kinds` says, each ReLU output stored in `0..=activation_max[k]` (see [`activation_max`]).
+/// Whether the accumulators can overflow is the firmware's validator's to say, when the blob
+/// is written ([`to_blob`]).
 pub fn quantize(
     model: &FloatGenerator,
     calib: &Calibration,
@@ -158,7 +193,7 @@ pub fn quantize(
     activation_max: &[u8],
     width: usize,
     height: usize,
-) -> Result<ModelSpec, QuantError> {
+) -> Result<Quantized, QuantError> {
     let last = model.layers.len().checked_sub(1).ok_or(QuantError::Empty)?;
     if model.layers[last].outputs != width * height {
         return Err(QuantError::Image {
@@ -168,9 +203,9 @@ pub fn quantize(
         });
     }
     let mut in_scale = INPUT_SCALE;
-    let mut in_storage = Storage::I8;
     let mut previous = model.input_len();
     let mut layers = Vec::with_capacity(model.layers.len());
+    let (mut output_scales, mut weight_scales) = (Vec::new(), Vec::new());
     for (k, layer) in model.layers.iter().enumerate() {
         if layer.inputs != previous {
             return Err(QuantError::Shape {
@@ -191,7 +226,7 @@ pub fn quantize(
                 (0, levels as i16),
             )
         };
-        let spec = quantize_dense(
+        let (spec, scales) = quantize_dense(
             k,
             layer,
             calib.second_moments.get(k),
@@ -200,10 +235,10 @@ pub fn quantize(
             storage,
             clamp,
         )?;
-        check_overflow(k, &spec, in_storage)?;
         layers.push(spec);
+        output_scales.push(out_scale);
+        weight_scales.push(scales);
         in_scale = out_scale;
-        in_storage = storage;
         previous = layer.outputs;
     }
     let out_scale = in_scale;
@@ -213,21 +248,25 @@ pub fn quantize(
         *grey = (sigmoid(logit as f32) as f64 * 255.0).round() as u8;
     }
     let (noise_multiplier, noise_shift) = quantize_multiplier(1.0 / (NOISE_Q * INPUT_SCALE));
-    Ok(ModelSpec {
-        latent: model.latent,
-        classes: model.classes,
-        one_hot_level: (1.0 / INPUT_SCALE).round().min(127.0) as i8,
-        noise_multiplier,
-        noise_shift,
-        width,
-        height,
-        layers,
-        lut,
+    Ok(Quantized {
+        spec: ModelSpec {
+            latent: model.latent,
+            classes: model.classes,
+            one_hot_level: (1.0 / INPUT_SCALE).round().min(127.0) as i8,
+            noise_multiplier,
+            noise_shift,
+            width,
+            height,
+            layers,
+            lut,
+        },
+        output_scales,
+        weight_scales,
     })
 }
 
 /// One Linear layer: per-channel symmetric weights, bias at the accumulator's scale, and the
-/// multiplier from accumulator to output scale.
+/// multiplier from accumulator to output scale; with each channel's weight scale.
 fn quantize_dense(
     index: usize,
     layer: &crate::fold::Linear,
@@ -236,7 +275,7 @@ fn quantize_dense(
     kind: WeightKind,
     output: Storage,
     (clamp_min, clamp_max): (i16, i16),
-) -> Result<LayerSpec, QuantError> {
+) -> Result<(LayerSpec, Vec<f64>), QuantError> {
     let qmax = match kind {
         WeightKind::Int8 => 127.0,
         WeightKind::Int4 => 7.0,
@@ -244,6 +283,7 @@ fn quantize_dense(
     let (n_in, n_out) = (layer.inputs, layer.outputs);
     let mut weights = vec![0i8; n_in * n_out];
     let (mut bias, mut multiplier, mut shift) = (vec![0; n_out], vec![0; n_out], vec![0; n_out]);
+    let mut scales = vec![0f64; n_out];
     if layer
         .weight
         .iter()
@@ -280,12 +320,13 @@ fn quantize_dense(
                 w_scale
             }
         };
+        scales[o] = w_scale;
         let acc_scale = in_scale * w_scale;
         let b = (layer.bias[o] as f64 / acc_scale).round();
         bias[o] = b.clamp(-(2f64.powi(31) - 1.0), 2f64.powi(31) - 1.0) as i32;
         (multiplier[o], shift[o]) = quantize_multiplier(acc_scale / out_scale);
     }
-    Ok(LayerSpec {
+    let spec = LayerSpec {
         inputs: n_in,
         outputs: n_out,
         kind,
@@ -297,31 +338,20 @@ fn quantize_dense(
         output_offset: 0,
         clamp_min,
         clamp_max,
-    })
+    };
+    Ok((spec, scales))
 }
 
-/// Proves that no accumulator of `layer` can leave i32, whatever its input:
-/// `|bias| + Σ|w| · max|x| < 2³¹` for every channel.
-pub fn check_overflow(index: usize, layer: &LayerSpec, input: Storage) -> Result<(), QuantError> {
-    let (lo, hi) = input.range();
-    let max_x = lo.unsigned_abs().max(hi.unsigned_abs()) as i64;
-    for o in 0..layer.outputs {
-        let row = &layer.weights[o * layer.inputs..(o + 1) * layer.inputs];
-        let bound = (layer.bias[o] as i64).abs()
-            + row.iter().map(|&w| (w as i64).abs() * max_x).sum::<i64>();
-        if bound >= 1i64 << 31 {
-            return Err(QuantError::Overflow {
-                layer: index,
-                channel: o,
-                bound,
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Serializes a quantized model with the firmware's own builder (which decodes it again).
+/// Serializes a quantized model and decodes it again with the firmware's validator, which is
+/// the overflow proof: a channel whose accumulator could leave i32 is refused by name.
 pub fn to_blob(spec: &ModelSpec) -> Result<Vec<u8>, QuantError> {
-    spec.to_bytes()
-        .map_err(|e| QuantError::Build(e.to_string()))
+    spec.to_bytes().map_err(|e| match e {
+        BuildError::Rejected(firmware::format::Error::Overflow { layer, channel }) => {
+            QuantError::Overflow {
+                layer: layer as usize,
+                channel: channel as usize,
+            }
+        }
+        e => QuantError::Build(e.to_string()),
+    })
 }

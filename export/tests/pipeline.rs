@@ -1,7 +1,8 @@
 //! The whole export on a real, briefly trained run: the blob the firmware decodes, the report
-//! from a run of both engines, the picture, the float generator rewritten when missing, and the
-//! flash budget enforced.
+//! from a run of both engines, the picture, a missing float generator refused, and the flash
+//! budget enforced.
 
+use checkpoint::{Preset, RunConfig};
 use export::pipeline::{ExportOptions, Target, Weights, export};
 use firmware::format::Model;
 use std::path::Path;
@@ -9,9 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use trainer::Device;
 use trainer::data::workspace_mnist_dir;
-use trainer::train::{Options, Preset, RunConfig, train};
+use trainer::train::{Options, train};
 
-/// Trains the default (AC-GAN) recipe with generator widths `g` for two epochs of 640 images.
+/// Trains the default (projection) recipe with generator widths `g` for two epochs of 640 images.
 fn trained_run(dir: &Path, g: &[usize]) {
     let mut cfg = RunConfig::preset(Preset::Lm3s6965);
     cfg.g_widths = g.to_vec();
@@ -47,11 +48,16 @@ fn a_trained_run_exports_to_a_blob_the_firmware_decodes_with_a_measured_report()
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     trained_run(&run, &[16, 32]);
-    // Export writes the float generator itself when the run folder lacks it.
-    std::fs::remove_file(run.join("generator.onnx")).unwrap();
+    // Without the float generator there is nothing to verify against: refused, nothing written.
+    let onnx = run.join("generator.onnx");
+    let kept = std::fs::read(&onnx).unwrap();
+    std::fs::remove_file(&onnx).unwrap();
     let out8 = dir.path().join("int8/model.bin");
+    let err = export(&options(&run, &out8, Weights::Int8, Target::Lm3s6965), None).unwrap_err();
+    assert!(err.to_string().contains("generator.onnx: missing"), "{err}");
+    assert!(!out8.exists());
+    std::fs::write(&onnx, kept).unwrap();
     let r8 = export(&options(&run, &out8, Weights::Int8, Target::Lm3s6965), None).unwrap();
-    assert!(run.join("generator.onnx").is_file());
 
     let blob = std::fs::read(&out8).unwrap();
     assert_eq!(blob.len(), r8.bytes);

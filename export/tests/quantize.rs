@@ -1,13 +1,13 @@
 //! The quantizer against independent references: exact rational requantization, the float
 //! model it was made from, and integer arithmetic done by hand.
 
+use export::blob::{LayerSpec, ModelSpec, quantize_multiplier};
 use export::float_model::FloatGenerator;
 use export::fold::Linear;
 use export::quantize::{
-    QuantError, activation_max, calibrate, calibration_inputs, check_overflow, quantize,
-    quantize_input, to_blob, weight_kinds,
+    QuantError, activation_max, calibrate, calibration_inputs, quantize, quantize_input, to_blob,
+    weight_kinds,
 };
-use firmware::builder::{LayerSpec, quantize_multiplier};
 use firmware::engine::{Kernel, forward, requantize};
 use firmware::format::{Model, Storage, WeightKind};
 use proptest::prelude::*;
@@ -85,7 +85,9 @@ fn integer_engine_tracks_the_float_model() {
         let calib = calibrate(&model, &calibration_inputs(&model, 500, 1));
         let kinds = weight_kinds(&model, &kinds_int4);
         let act_max = activation_max(&kinds, false);
-        let spec = quantize(&model, &calib, &kinds, &act_max, 28, 28).unwrap();
+        let spec = quantize(&model, &calib, &kinds, &act_max, 28, 28)
+            .unwrap()
+            .spec;
         let blob = to_blob(&spec).unwrap();
         let decoded = Model::from_bytes(&blob).unwrap();
         let (mut a, mut b, mut out) = (vec![0u8; 1024], vec![0u8; 1024], vec![0u8; 784]);
@@ -129,7 +131,9 @@ fn one_pixel_by_hand() {
         max_abs: vec![2.0],
         second_moments: Vec::new(),
     };
-    let spec = quantize(&model, &calib, &[WeightKind::Int8], &[255], 1, 1).unwrap();
+    let spec = quantize(&model, &calib, &[WeightKind::Int8], &[255], 1, 1)
+        .unwrap()
+        .spec;
     let l = &spec.layers[0];
     // Weight scale 0.5/127: weights 127 and −64 (−0.25·254 = −63.5 → −64, half away from zero).
     assert_eq!(l.weights, vec![127, -64]);
@@ -156,36 +160,46 @@ fn one_pixel_by_hand() {
 
 #[test]
 fn overflow_proof_rejects_a_crafted_layer_and_names_it() {
-    let layer = LayerSpec {
-        inputs: 4,
-        outputs: 2,
+    // The proof is the firmware's validator, run on the written blob: layer 1 reads layer 0's
+    // outputs (up to 255), so channel 1's bound is |bias| + 4·127·255, past 2³¹.
+    let layer = |inputs: usize, outputs: usize, weight: i8, bias: Vec<i32>, output| LayerSpec {
+        inputs,
+        outputs,
         kind: WeightKind::Int8,
-        weights: vec![1, 1, 1, 1, 127, 127, 127, 127],
-        bias: vec![0, i32::MAX - 1000],
-        multiplier: vec![1 << 30; 2],
-        shift: vec![0; 2],
-        output: Storage::U8,
+        weights: vec![weight; inputs * outputs],
+        bias,
+        multiplier: vec![1 << 30; outputs],
+        shift: vec![0; outputs],
+        output,
         output_offset: 0,
-        clamp_min: 0,
-        clamp_max: 255,
+        clamp_min: if output == Storage::U8 { 0 } else { -127 },
+        clamp_max: if output == Storage::U8 { 255 } else { 127 },
     };
-    let err = check_overflow(3, &layer, Storage::U8).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            QuantError::Overflow {
-                layer: 3,
-                channel: 1,
-                ..
-            }
-        ),
+    let (noise_multiplier, noise_shift) = quantize_multiplier(1.0 / 128.0);
+    let spec = |last_bias: Vec<i32>| ModelSpec {
+        latent: 4,
+        classes: 0,
+        one_hot_level: 0,
+        noise_multiplier,
+        noise_shift,
+        width: 2,
+        height: 1,
+        layers: vec![
+            layer(4, 4, 1, vec![0; 4], Storage::U8),
+            layer(4, 2, 127, last_bias, Storage::I8),
+        ],
+        lut: [0; 256],
+    };
+    let err = to_blob(&spec(vec![0, i32::MAX - 1000])).unwrap_err();
+    assert_eq!(
+        err,
+        QuantError::Overflow {
+            layer: 1,
+            channel: 1
+        },
         "{err:?}"
     );
-    assert!(err.to_string().contains("layer 3, channel 1"));
+    assert!(err.to_string().contains("layer 1, channel 1"));
     // The same layer is fine once the bias leaves room.
-    let ok = LayerSpec {
-        bias: vec![0, 1 << 20],
-        ..layer
-    };
-    check_overflow(3, &ok, Storage::U8).unwrap();
+    to_blob(&spec(vec![0, 1 << 20])).unwrap();
 }

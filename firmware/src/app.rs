@@ -32,16 +32,29 @@ pub enum Button {
 }
 
 impl Button {
-    /// Parses the simulator's and tests' names: `up down left right select`.
+    /// Every button, in the order of their names.
+    pub const ALL: [Button; 5] = [
+        Button::Up,
+        Button::Down,
+        Button::Left,
+        Button::Right,
+        Button::Select,
+    ];
+
+    /// The name boards log, and the simulator and tests take: `up down left right select`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Button::Up => "up",
+            Button::Down => "down",
+            Button::Left => "left",
+            Button::Right => "right",
+            Button::Select => "select",
+        }
+    }
+
+    /// The button [`Button::name`] gives `name`.
     pub fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "up" => Button::Up,
-            "down" => Button::Down,
-            "left" => Button::Left,
-            "right" => Button::Right,
-            "select" => Button::Select,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|b| b.name() == name)
     }
 }
 

@@ -74,24 +74,42 @@ pub const MAX_SIDE: usize = 32;
 const PREFIX: usize = 6;
 
 /// Everything that can be wrong with a blob or with how the engine is called, with a short text
-/// that fits the 128-pixel screen (21 characters of the 6×10 font).
+/// that fits the 128-pixel screen (21 characters of the 6×10 font). Non-exhaustive: a later
+/// format may find new faults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Error {
+    /// Shorter than magic, version and CRC.
     TooShort,
+    /// Does not start with [`MAGIC`].
     BadMagic,
+    /// Written in another wire format than [`FORMAT_VERSION`].
     Version { found: u16 },
+    /// The CRC does not match the bytes: truncated or corrupted.
     BadCrc,
+    /// A postcard part does not decode.
     Malformed,
+    /// Bytes left between the grey table and the CRC.
     TrailingBytes,
+    /// No layers, or more than [`MAX_LAYERS`].
     LayerCount,
+    /// A layer's inputs differ from the previous outputs, or a width is 0 or over [`MAX_WIDTH`].
     Shape,
+    /// A tensor's byte length does not match its layer's shape.
     Length,
+    /// A multiplier is negative or a shift outside `1 ≤ 31 − shift ≤ 62`.
     Requant,
+    /// An output clamp is empty or outside its storage's range.
     Clamp,
-    Overflow,
+    /// Channel `channel` of layer `layer` could overflow its i32 accumulator on some input.
+    Overflow { layer: u8, channel: u16 },
+    /// The latent length, class count, one-hot level or noise requantization is out of range.
     Input,
+    /// The image is empty, over [`MAX_SIDE`], or not the last layer's output count.
     Image,
+    /// The grey table is not 256 bytes.
     Lut,
+    /// The caller's input or buffers are shorter than the model needs.
     BufferTooSmall,
 }
 
@@ -110,7 +128,7 @@ impl Error {
             Error::Length => "bad tensor length",
             Error::Requant => "bad requantization",
             Error::Clamp => "bad output clamp",
-            Error::Overflow => "accumulator overflow",
+            Error::Overflow { .. } => "accumulator overflow",
             Error::Input => "bad input spec",
             Error::Image => "bad image size",
             Error::Lut => "bad output table",
@@ -130,6 +148,8 @@ impl core::fmt::Display for Error {
         }
     }
 }
+
+impl core::error::Error for Error {}
 
 /// Weight precision of one layer.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -314,7 +334,7 @@ impl<'a> Model<'a> {
         let mut width = self.input_len();
         // The first layer reads int8 noise clamped to ±127 and a one-hot level ≤ 127.
         let mut max_in: u64 = 127;
-        for layer in &self.layers {
+        for (index, layer) in self.layers.iter().enumerate() {
             let (inputs, outputs) = (layer.inputs as usize, layer.outputs as usize);
             if inputs != width || inputs == 0 || outputs == 0 || outputs > MAX_WIDTH {
                 return Err(Error::Shape);
@@ -349,7 +369,10 @@ impl<'a> Model<'a> {
                     }
                 }
                 if bias.unsigned_abs() as u64 + sums[o % BLOCK] * max_in >= 1 << 31 {
-                    return Err(Error::Overflow);
+                    return Err(Error::Overflow {
+                        layer: index as u8,
+                        channel: o as u16,
+                    });
                 }
             }
             max_in = min.unsigned_abs().max(max.unsigned_abs()) as u64;
@@ -387,11 +410,6 @@ impl<'a> Model<'a> {
     /// Dense multiply-accumulates of one generated image (Σ inputs × outputs).
     pub fn macs(&self) -> u32 {
         self.layers.iter().map(Dense::macs).sum()
-    }
-
-    /// Storage of the last layer, which the grey table is indexed by.
-    pub fn output_storage(&self) -> Storage {
-        self.layers.last().map_or(Storage::U8, |l| l.output)
     }
 
     /// Grey level 0–255 of one stored output byte.

@@ -11,6 +11,17 @@ pub const HEIGHT: usize = 64;
 /// Bytes of one frame: two pixels per byte.
 pub const BYTES: usize = WIDTH * HEIGHT / 2;
 
+/// The SSD0323's byte holding pixels `x` (even, high nibble) and `x + 1` (low nibble), with
+/// pixel `x`'s grey `level` (0–15) written into it.
+#[inline]
+pub const fn pack_grey(byte: u8, x: usize, level: u8) -> u8 {
+    if x.is_multiple_of(2) {
+        (byte & 0x0F) | (level << 4)
+    } else {
+        (byte & 0xF0) | (level & 0x0F)
+    }
+}
+
 #[derive(Clone, PartialEq, Eq)]
 pub struct Frame {
     bytes: [u8; BYTES],
@@ -59,11 +70,7 @@ impl Frame {
 
     fn set(&mut self, x: usize, y: usize, level: u8) {
         let slot = &mut self.bytes[y * WIDTH / 2 + x / 2];
-        *slot = if x.is_multiple_of(2) {
-            (*slot & 0x0F) | (level << 4)
-        } else {
-            (*slot & 0xF0) | (level & 0x0F)
-        };
+        *slot = pack_grey(*slot, x, level);
     }
 
     /// The controller's framebuffer bytes.

@@ -7,14 +7,14 @@ use embedded_graphics::mono_font::{MonoTextStyle, ascii::FONT_6X10};
 use embedded_graphics::pixelcolor::{BinaryColor, Gray4};
 use embedded_graphics::prelude::*;
 use embedded_graphics::text::{Baseline, Text};
+use export::synth::random_model;
 use firmware::app::{App, Button, Clock, DIGIT_ORIGIN, NoClock, SCALE, SeedMode, Shade, generate};
 use firmware::format::{Model, WeightKind};
 use firmware::frame::{Frame, MonoFrame};
 use firmware::noise::Choice;
-use firmware::synth::random_model;
 
 fn conditional() -> Vec<u8> {
-    random_model(7, 32, 10, &[64, 128, 784])
+    random_model(7, 32, 10, &[64, 128, 784]).expect("random model")
 }
 
 fn press(app: &mut App<'_>, buttons: &[Button]) {
@@ -237,7 +237,7 @@ fn entropy_seeds_depend_on_the_time_between_presses() {
 
 #[test]
 fn unconditional_models_ignore_left_and_right() {
-    let blob = random_model(3, 16, 0, &[32, 64]);
+    let blob = random_model(3, 16, 0, &[32, 64]).expect("random model");
     let mut app: App<'_> = App::new(&blob, SeedMode::Sequence(5));
     assert!(!app.handle(Button::Left, &mut NoClock));
     assert!(!app.handle(Button::Right, &mut NoClock));

@@ -3,11 +3,12 @@
 
 mod common;
 
+use export::host_engine::HostModel;
+use export::quantize::INPUT_SCALE;
+use export::synth::{quantize_random, random_generator};
 use firmware::engine::{Kernel, forward, requantize};
 use firmware::format::{Model, WeightKind};
-use firmware::host::HostModel;
 use firmware::noise::{Choice, draw, model_input};
-use firmware::synth::{FloatMlp, quantize};
 
 fn run(model: &Model<'_>, kernel: Kernel, input: &[i8]) -> (Vec<u8>, u32) {
     let w = model.max_width();
@@ -89,7 +90,7 @@ fn every_kernel_and_the_host_engine_equal_reference_on_many_shapes() {
 /// one run more would overflow it).
 #[test]
 fn int4_extreme_columns_do_not_carry_between_lanes() {
-    use firmware::builder::{LayerSpec, ModelSpec, quantize_multiplier};
+    use export::blob::{LayerSpec, ModelSpec, quantize_multiplier};
     use firmware::format::{MAX_WIDTH, Storage};
     for (width, value) in [16, 17, 255, MAX_WIDTH]
         .into_iter()
@@ -223,15 +224,9 @@ fn requantize_matches_exact_rational_rounding() {
 /// 1-Lipschitz). The integer engine must stay inside it.
 #[test]
 fn integer_engine_tracks_float_evaluation_of_the_quantized_model() {
-    for (seed, kinds) in [
-        (1u64, vec![WeightKind::Int8]),
-        (
-            2,
-            vec![WeightKind::Int8, WeightKind::Int4, WeightKind::Int8],
-        ),
-    ] {
-        let mlp = FloatMlp::random(16, 10, &[64, 128, 100], seed);
-        let q = quantize(&mlp, &kinds, 200);
+    for (seed, int4_layers) in [(1u64, vec![]), (2, vec![1])] {
+        let mlp = random_generator(16, 10, &[64, 128, 100], seed);
+        let q = quantize_random(&mlp, &int4_layers, 200).expect("quantizes");
         let blob = q.spec.to_bytes().expect("valid");
         let model = Model::from_bytes(&blob).expect("decodes");
         let (mut worst, mut total, mut count) = (0f64, 0f64, 0usize);
@@ -243,7 +238,7 @@ fn integer_engine_tracks_float_evaluation_of_the_quantized_model() {
             let (out, _) = run(&model, Kernel::Fast, &input);
             let float = q.float_forward(&input);
             let mut bound = vec![0f64; input.len()];
-            let mut x_scale = q.input_scale;
+            let mut x_scale = INPUT_SCALE;
             for (k, l) in q.spec.layers.iter().enumerate() {
                 let y_scale = q.output_scales[k];
                 bound = (0..l.outputs)

@@ -3,7 +3,7 @@
 
 mod common;
 
-use firmware::builder::BuildError;
+use export::blob::BuildError;
 use firmware::crc::crc32;
 use firmware::engine::{Kernel, forward};
 use firmware::format::{Error, FORMAT_VERSION, Model, Storage, WeightKind};
@@ -120,7 +120,10 @@ fn screen_texts_fit_the_screen() {
         Error::Length,
         Error::Requant,
         Error::Clamp,
-        Error::Overflow,
+        Error::Overflow {
+            layer: 7,
+            channel: 2047,
+        },
         Error::Input,
         Error::Image,
         Error::Lut,
@@ -138,7 +141,10 @@ fn builder_refuses_what_the_firmware_would_refuse() {
     spec.layers[0].bias[3] = i32::MAX - 10;
     assert_eq!(
         spec.to_bytes().unwrap_err(),
-        BuildError::Rejected(Error::Overflow)
+        BuildError::Rejected(Error::Overflow {
+            layer: 0,
+            channel: 3
+        })
     );
 
     let mut spec = base.clone();

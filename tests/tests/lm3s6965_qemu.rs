@@ -9,11 +9,11 @@ use embedded_graphics::prelude::*;
 use embedded_graphics::text::{Baseline, Text};
 use firmware::app::Button;
 use firmware::format::Model;
-use mcugan_tests::board::{self, Variant};
-use mcugan_tests::demo;
-use mcugan_tests::expected::HostApp;
-use mcugan_tests::qemu::{INSTRUCTIONS_PER_TICK, Options, Qemu, field};
-use mcugan_tests::screen::Screen;
+use harness::board::{self, Variant};
+use harness::demo;
+use harness::expected::HostApp;
+use harness::qemu::{INSTRUCTIONS_PER_TICK, Options, Qemu, field};
+use harness::screen::Screen;
 
 fn assert_screen(got: &Screen, want: &Screen, what: &str) {
     if let Some((x, y, g, w)) = got.first_difference(want) {

@@ -2,7 +2,6 @@
 //! the same engine and cached: Fréchet distance in its penultimate feature space (beside the
 //! real-vs-real distance), inception score, class coverage and per-class accuracy.
 
-use crate::checkpoint::{self, Checkpoint, Tensor};
 use crate::classifier::{MlpClassifier, MlpConfig};
 use crate::data::{Dataset, EpochOrder, PIXELS, Split, fill_batch};
 use crate::gan::GanTrainer;
@@ -12,6 +11,7 @@ use crate::metrics::{
 };
 use crate::runtime::Device;
 use anyhow::{Context, Result, bail};
+use checkpoint::{Checkpoint, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -48,7 +48,8 @@ pub fn classifier(
     let mut clf = MlpClassifier::new(cfg.clone(), device)?;
     if cache.join(checkpoint::TENSORS_FILE).exists() {
         let ck = checkpoint::load(cache)?;
-        clf.load_state(&crate::train::tensors(&cfg.state_specs(), &ck, cache)?)?;
+        let schema = crate::model::schema(cfg.state_specs());
+        clf.load_state(&ck.named_tensors(&cache.join(checkpoint::TENSORS_FILE), &schema)?)?;
         let acc = accuracy(&mut clf, test)?;
         if acc >= min_accuracy {
             return Ok(Scorer {

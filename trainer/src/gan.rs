@@ -2,7 +2,7 @@
 //! (gradients flow through D, only G is updated), and generation with BatchNorm in eval mode.
 //! Unconditional, or conditional with a one-hot class joined to the noise and, for D, joined
 //! to its input, predicted by an auxiliary classifier head (AC-GAN), or projected onto its last
-//! hidden features (projection discriminator, the `lm3s6965` preset's choice).
+//! hidden features (the projection discriminator: the `lm3s6965` and `pico` presets' choice).
 //!
 //! State tensor names (PyTorch-like): generator `g.block{i}.linear.{weight,bias}`,
 //! `g.block{i}.bn.{weight,bias,running_mean,running_var}`, `g.out.{weight,bias}`;
@@ -21,43 +21,14 @@ use crate::ops::{
 };
 use crate::optim::Adam;
 use crate::runtime::{Device, Executor, GraphHandle, NEXT, OrtExecutor, RResult, RuntimeError};
+use checkpoint::RunConfig;
+use checkpoint::run::{BATCH_NORM_TENSORS, OUTPUT_LINEAR, block_batch_norm, block_linear};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-/// Pixels per MNIST image.
-pub const IMAGE_DIM: usize = 784;
-
-/// How a conditional GAN's discriminator learns the class.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Conditioning {
-    /// The one-hot class is joined to D's input: D judges (image, class) pairs.
-    #[default]
-    Concat,
-    /// AC-GAN: D sees the image alone and a second head classifies it (trained on real
-    /// images only); G is also rewarded when D reads its sample as the intended class.
-    Auxiliary,
-    /// Projection discriminator (Miyato & Koyama 2018): D's logit gains the inner product of
-    /// its last hidden features with a learned embedding of the class.
-    Projection,
-}
-
-impl std::str::FromStr for Conditioning {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "concat" => Ok(Conditioning::Concat),
-            "auxiliary" | "acgan" => Ok(Conditioning::Auxiliary),
-            "projection" => Ok(Conditioning::Projection),
-            _ => Err(format!(
-                "unknown conditioning `{s}`: expected `projection`, `auxiliary` or `concat`"
-            )),
-        }
-    }
-}
+use checkpoint::{Conditioning, IMAGE_DIM};
 
 /// A GAN's shape and recipe.
 #[derive(Clone, Debug, PartialEq)]
@@ -85,23 +56,29 @@ pub struct GanConfig {
 }
 
 impl GanConfig {
-    /// The seed recipe (design.md §2): z 64, G 128–1024, D 512–128, batch 128, Adam 1e-5.
-    pub fn seed_recipe() -> Self {
+    /// The training engine's view of a run's configuration.
+    pub fn from_run(cfg: &RunConfig) -> Self {
         GanConfig {
-            z_dim: 64,
-            classes: None,
-            g_widths: vec![128, 256, 512, 1024],
-            d_widths: vec![512, 256, 128],
+            z_dim: cfg.z_dim,
+            classes: cfg.conditional.then_some(checkpoint::CLASSES),
+            g_widths: cfg.g_widths.clone(),
+            d_widths: cfg.d_widths.clone(),
             image_dim: IMAGE_DIM,
-            batch: 128,
-            g_adam: Adam::new(1e-5, 0.9, 0.999),
-            d_adam: Adam::new(1e-5, 0.9, 0.999),
+            batch: cfg.batch,
+            g_adam: Adam::new(cfg.lr_g, cfg.beta1, cfg.beta2),
+            d_adam: Adam::new(cfg.lr_d, cfg.beta1, cfg.beta2),
             leaky_slope: 0.2,
-            seed: 0,
-            conditioning: Conditioning::Concat,
-            aux_weight: 1.0,
-            real_target: 1.0,
+            seed: cfg.seed,
+            conditioning: cfg.conditioning,
+            aux_weight: cfg.aux_weight,
+            real_target: cfg.real_target,
         }
+    }
+
+    /// The seed recipe: the `seed` preset's GAN (z 64, G 128–1024, D 512–128, batch 128,
+    /// Adam 1e-5).
+    pub fn seed_recipe() -> Self {
+        Self::from_run(&RunConfig::preset(checkpoint::Preset::Seed))
     }
 
     /// Rejects shapes the graphs cannot be built for.
@@ -165,11 +142,11 @@ impl GanConfig {
         let mut v = Vec::new();
         let mut inp = self.z_dim + self.class_dim();
         for (i, &w) in self.g_widths.iter().enumerate() {
-            v.extend(linear_specs(&format!("g.block{i}.linear"), inp, w));
-            v.extend(batch_norm_specs(&format!("g.block{i}.bn"), w));
+            v.extend(linear_specs(&block_linear(i), inp, w));
+            v.extend(batch_norm_specs(&block_batch_norm(i), w));
             inp = w;
         }
-        v.extend(linear_specs("g.out", inp, self.image_dim));
+        v.extend(linear_specs(OUTPUT_LINEAR, inp, self.image_dim));
         v
     }
 
@@ -231,11 +208,10 @@ fn generator(
     };
     let mut stats = Vec::new();
     for i in 0..cfg.g_widths.len() {
-        let l = format!("g.block{i}.linear");
+        let l = block_linear(i);
         let h = linear(g, x, p[&format!("{l}.weight")], p[&format!("{l}.bias")])?;
-        let bn = format!("g.block{i}.bn");
-        let [gamma, beta, rm, rv] =
-            ["weight", "bias", "running_mean", "running_var"].map(|n| p[&format!("{bn}.{n}")]);
+        let bn = block_batch_norm(i);
+        let [gamma, beta, rm, rv] = BATCH_NORM_TENSORS.map(|n| p[&format!("{bn}.{n}")]);
         let y = if train {
             let out = batch_norm_train(g, h, gamma, beta, rm, rv)?;
             stats.push((format!("{bn}.running_mean"), out.running_mean));
@@ -246,7 +222,12 @@ fn generator(
         };
         x = g.relu(y);
     }
-    let logits = linear(g, x, p["g.out.weight"], p["g.out.bias"])?;
+    let logits = linear(
+        g,
+        x,
+        p[&format!("{OUTPUT_LINEAR}.weight")],
+        p[&format!("{OUTPUT_LINEAR}.bias")],
+    )?;
     Ok((g.sigmoid(logits), stats))
 }
 

@@ -4,7 +4,6 @@
 //! differentiated by [`autodiff`] and run by [`runtime`] (ONNX Runtime, or tract in tests).
 
 pub mod autodiff;
-pub mod checkpoint;
 pub mod classifier;
 pub mod data;
 pub mod eval;
@@ -18,8 +17,8 @@ pub mod report;
 pub mod runtime;
 pub mod train;
 
+pub use checkpoint::NamedTensor;
 pub use classifier::{MlpClassifier, MlpConfig};
 pub use gan::{GanConfig, GanTrainer, StepLosses, generator_onnx};
-pub use model::NamedTensor;
 pub use optim::Adam;
 pub use runtime::{Device, RuntimeError};

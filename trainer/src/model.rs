@@ -8,12 +8,11 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
 
-/// A named f32 tensor: parameters, statistics, optimiser moments, step counts.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NamedTensor {
-    pub name: String,
-    pub shape: Vec<usize>,
-    pub data: Vec<f32>,
+pub use checkpoint::NamedTensor;
+
+/// The names and shapes of `specs`, as a checkpoint is read by.
+pub fn schema(specs: Vec<ParamSpec>) -> Vec<(String, Vec<usize>)> {
+    specs.into_iter().map(|s| (s.name, s.shape)).collect()
 }
 
 /// How a tensor starts.
@@ -81,11 +80,13 @@ pub fn batch_norm_specs(prefix: &str, c: usize) -> [ParamSpec; 4] {
         init,
         trainable,
     };
+    // In `checkpoint::run::BATCH_NORM_TENSORS` order: γ, β, then the running statistics.
+    let [weight, bias, mean, var] = checkpoint::run::BATCH_NORM_TENSORS;
     [
-        spec("weight", Init::Ones, true),
-        spec("bias", Init::Zeros, true),
-        spec("running_mean", Init::Zeros, false),
-        spec("running_var", Init::Ones, false),
+        spec(weight, Init::Ones, true),
+        spec(bias, Init::Zeros, true),
+        spec(mean, Init::Zeros, false),
+        spec(var, Init::Ones, false),
     ]
 }
 

@@ -4,8 +4,8 @@
 
 use crate::graph::{GResult, Graph, Id};
 
-/// PyTorch's BatchNorm1d epsilon and momentum.
-pub const BN_EPS: f64 = 1e-5;
+pub use checkpoint::config::BN_EPS;
+/// PyTorch's BatchNorm1d momentum for the running statistics.
 pub const BN_MOMENTUM: f64 = 0.1;
 
 /// `x · Wᵀ + b` with `W` stored `[out, in]` as in PyTorch.

@@ -1,45 +1,10 @@
-//! What people would rather see than read: sample grids and loss curves as PNGs, and a line
-//! of metrics per evaluation point in a JSON-lines log.
+//! What people would rather see than read: loss curves as PNGs, and a line of metrics per
+//! evaluation point in a JSON-lines log (sample sheets are `checkpoint::sheet`'s).
 
 use anyhow::{Context, Result};
-use image::{GrayImage, Luma};
 use plotters::prelude::*;
 use std::io::Write;
 use std::path::Path;
-
-/// Side of one MNIST image.
-const SIDE: usize = 28;
-
-/// Writes `images` (rows of 784 f32 pixels in [0, 1]) as a grid of `cols` columns, each image
-/// scaled by `scale` with a 2-pixel dark gutter, as a greyscale PNG.
-pub fn sample_grid(images: &[f32], cols: usize, scale: usize, path: &Path) -> Result<()> {
-    let n = images.len() / (SIDE * SIDE);
-    anyhow::ensure!(n > 0 && cols > 0, "no images to draw");
-    let rows = n.div_ceil(cols);
-    let cell = SIDE * scale + 2;
-    let mut img = GrayImage::from_pixel(
-        (cols * cell + 2) as u32,
-        (rows * cell + 2) as u32,
-        Luma([40]),
-    );
-    for (k, pixels) in images.chunks_exact(SIDE * SIDE).enumerate() {
-        let (x0, y0) = ((k % cols) * cell + 2, (k / cols) * cell + 2);
-        for (i, &p) in pixels.iter().enumerate() {
-            let v = (p.clamp(0.0, 1.0) * 255.0).round() as u8;
-            for dy in 0..scale {
-                for dx in 0..scale {
-                    img.put_pixel(
-                        (x0 + (i % SIDE) * scale + dx) as u32,
-                        (y0 + (i / SIDE) * scale + dy) as u32,
-                        Luma([v]),
-                    );
-                }
-            }
-        }
-    }
-    img.save(path)
-        .with_context(|| format!("cannot write {}", path.display()))
-}
 
 /// Registers a system sans-serif font for plot labels once; plots are drawn without text when
 /// none is found (text is a nicety, the curves are the point).
@@ -139,26 +104,6 @@ pub fn append_jsonl(path: &Path, value: &serde_json::Value) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn grid_has_the_right_size_and_pixels() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("grid.png");
-        let mut images = vec![0f32; 3 * 784];
-        images[784 + 28 + 1] = 1.0; // image 1, pixel (1, 1)
-        sample_grid(&images, 2, 2, &path).unwrap();
-        let img = image::open(&path).unwrap().to_luma8();
-        let cell = 28 * 2 + 2;
-        assert_eq!(
-            img.dimensions(),
-            ((2 * cell + 2) as u32, (2 * cell + 2) as u32)
-        );
-        let (x, y) = (cell + 2 + 2, 2 + 2);
-        assert_eq!(img.get_pixel(x as u32, y as u32).0[0], 255);
-        assert_eq!(img.get_pixel(x as u32 + 1, y as u32 + 1).0[0], 255);
-        assert_eq!(img.get_pixel(2, 2).0[0], 0);
-        assert_eq!(img.get_pixel(0, 0).0[0], 40);
-    }
 
     #[test]
     fn plot_and_log_are_written() {

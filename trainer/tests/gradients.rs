@@ -1,10 +1,11 @@
 //! Finite-difference checks of every gradient rule, in f64, with tract as the evaluator of the
 //! forward graph at perturbed inputs (the reference does not use the differentiator).
 
+use checkpoint::Conditioning;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use trainer::autodiff::gradients;
-use trainer::gan::{Conditioning, GanConfig, d_loss_graph, g_loss_graph};
+use trainer::gan::{GanConfig, d_loss_graph, g_loss_graph};
 use trainer::graph::{DType, GResult, Graph, Id};
 use trainer::ops;
 use trainer::optim::Adam;

@@ -1,9 +1,10 @@
 //! ONNX Runtime and tract run the same step graphs to the same results; state round-trips;
 //! the exported generator equals the trainer's own generation in both runtimes.
 
+use checkpoint::Conditioning;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use trainer::gan::{Conditioning, GanConfig, GanTrainer, generator_onnx};
+use trainer::gan::{GanConfig, GanTrainer, generator_onnx};
 use trainer::optim::Adam;
 use trainer::runtime::{Device, OrtExecutor, TractExecutor, ort_environment};
 use trainer::{MlpClassifier, MlpConfig};

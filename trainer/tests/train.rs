@@ -1,12 +1,13 @@
 //! The training loop end to end on a small MNIST subset: exact resume, refusal of bad or
 //! mismatched checkpoints, learning, reports, and a hard stop on divergence.
 
+use checkpoint::{Preset, RunConfig};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use trainer::Device;
 use trainer::data::workspace_mnist_dir;
-use trainer::train::{Options, Preset, RunConfig, Stop, TrainError, train};
+use trainer::train::{Options, Stop, TrainError, train};
 
 fn small(epochs: u64) -> RunConfig {
     let mut cfg = RunConfig::preset(Preset::Lm3s6965);
@@ -65,7 +66,7 @@ fn a_stop_request_saves_a_resumable_checkpoint() {
 fn bad_or_mismatched_checkpoints_are_refused_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     train(&small(1), &opts(dir.path(), false), None).unwrap();
-    let ck = dir.path().join(trainer::checkpoint::TENSORS_FILE);
+    let ck = dir.path().join(checkpoint::TENSORS_FILE);
     let good = std::fs::read(&ck).unwrap();
 
     // A new run into the same folder would overwrite it.
@@ -159,7 +160,7 @@ fn a_short_run_learns_and_writes_its_reports() {
 fn divergence_stops_the_run_and_keeps_the_last_good_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     train(&small(1), &opts(dir.path(), false), None).unwrap();
-    let ck = dir.path().join(trainer::checkpoint::TENSORS_FILE);
+    let ck = dir.path().join(checkpoint::TENSORS_FILE);
     let good = std::fs::read(&ck).unwrap();
     let mut wild = small(3);
     wild.lr_g = 1e6;

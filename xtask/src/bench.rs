@@ -3,8 +3,8 @@
 
 use crate::util::{cargo_command, run as run_cmd, step};
 use anyhow::{Result, bail};
-use mcugan_tests::board::{Variant, elf_for};
-use mcugan_tests::qemu::{BOARD_HZ, INSTRUCTIONS_PER_TICK, Options, Qemu};
+use harness::board::{Variant, elf_for};
+use harness::qemu::{BOARD_HZ, INSTRUCTIONS_PER_TICK, Options, Qemu};
 use std::time::Duration;
 
 /// (name on the command line, package, bench target, what it compares).
@@ -18,7 +18,7 @@ const BENCHES: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "engine",
-        "firmware",
+        "export",
         "engine",
         "digits/s of the integer engine vs tract-onnx running the same float generator",
     ),

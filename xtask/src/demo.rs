@@ -3,9 +3,9 @@
 //! shows. Everything lands in `out/` (the previous demo's results are replaced).
 
 use anyhow::{Context, Result, bail};
-use mcugan_tests::board::{Variant, elf_for};
-use mcugan_tests::demo::{capture_digits, contact_sheet};
-use mcugan_tests::qemu::{BOARD_HZ, INSTRUCTIONS_PER_TICK, Options};
+use harness::board::{Variant, elf_for};
+use harness::demo::{capture_digits, contact_sheet};
+use harness::qemu::{BOARD_HZ, INSTRUCTIONS_PER_TICK, Options};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -9,6 +9,7 @@ mod size;
 mod util;
 
 use anyhow::Result;
+use board::BoardCrate;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use object::{Object, ObjectSection, ObjectSymbol, SectionFlags, SectionKind};
 use std::path::Path;
 
-use crate::board::{self, Board};
+use crate::board::{self, Board, BoardCrate};
 use crate::util;
 
 /// What the firmware occupies.
@@ -141,7 +141,7 @@ mod tests {
     fn budgets_pass_at_the_limit_and_fail_beyond() {
         for (board, flash, ram) in [
             (&board::LM3S6965, 256 * 1024, 64 * 1024),
-            (&board::PICO, 2048 * 1024, 256 * 1024),
+            (&boards::PICO, 2048 * 1024, 256 * 1024),
         ] {
             let at_limit = Footprint {
                 flash,

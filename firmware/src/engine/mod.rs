@@ -13,7 +13,7 @@ use crate::format::{BLOCK, Dense, Error, Model, Storage};
 use kernels::{Core, dense_blocks};
 
 /// Which dense kernel computes the layers. Non-exhaustive: the named kernels exist with the
-/// `std` feature only.
+/// `all-kernels` feature only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Kernel {
@@ -25,15 +25,15 @@ pub enum Kernel {
     Fast,
     /// Two passes of four rows per block for int8 (Thumb-2: `MLA`, immediate-offset signed
     /// loads); int4 layers take the lane kernel on every core.
-    /// The kernels by name exist on the host only (feature `std`), where the tests check each
+    /// The kernels by name exist on the host only (feature `all-kernels`), where the tests check each
     /// against the reference; a device build keeps only its own, to save flash.
-    #[cfg(feature = "std")]
+    #[cfg(feature = "all-kernels")]
     CortexM3,
     /// One pass of eight rows, the activation loaded once per eight (Thumb-1: `MULS`, `ADD`).
-    #[cfg(feature = "std")]
+    #[cfg(feature = "all-kernels")]
     CortexM0Plus,
     /// Eight rows in 16-bit products, which a host compiler vectorizes.
-    #[cfg(feature = "std")]
+    #[cfg(feature = "all-kernels")]
     Portable,
 }
 
@@ -86,10 +86,10 @@ pub(crate) fn store(layer: &Dense<'_>, o: usize, acc: i32) -> u8 {
     store_channel(layer, layer.channel(o), acc)
 }
 
-/// [`store`] with the channel's `(bias, multiplier, shift)` already decoded (the host engine
-/// decodes them once per model).
+/// [`store`] with the channel's `(bias, multiplier, shift)` already decoded (export's host
+/// engine decodes them once per model).
 #[inline]
-pub(crate) fn store_channel(layer: &Dense<'_>, channel: (i32, i32, i8), acc: i32) -> u8 {
+pub fn store_channel(layer: &Dense<'_>, channel: (i32, i32, i8), acc: i32) -> u8 {
     Stored::of(layer).store(channel, acc)
 }
 
@@ -249,11 +249,11 @@ fn dense(kernel: Kernel, layer: &Dense<'_>, signed_input: bool, input: &[u8], ou
         }
         Kernel::Reference => return dense_reference::<Unsigned>(layer, input, out),
         Kernel::Fast => Core::NATIVE,
-        #[cfg(feature = "std")]
+        #[cfg(feature = "all-kernels")]
         Kernel::CortexM3 => Core::CortexM3,
-        #[cfg(feature = "std")]
+        #[cfg(feature = "all-kernels")]
         Kernel::CortexM0Plus => Core::CortexM0Plus,
-        #[cfg(feature = "std")]
+        #[cfg(feature = "all-kernels")]
         Kernel::Portable => Core::Portable,
     };
     if signed_input {

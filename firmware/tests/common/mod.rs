@@ -1,7 +1,7 @@
 //! Random layers and models for the tests, built through the public builder.
 #![allow(dead_code)]
 
-use firmware::builder::{LayerSpec, ModelSpec, quantize_multiplier};
+use export::blob::{LayerSpec, ModelSpec, quantize_multiplier};
 use firmware::format::{Storage, WeightKind};
 use firmware::noise::SplitMix64;
 

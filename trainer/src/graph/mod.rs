@@ -340,7 +340,13 @@ impl Graph {
     }
 
     pub fn concat(&mut self, parts: &[Id], axis: i64) -> GResult<Id> {
-        let first = self.shape(parts[0]).to_vec();
+        let Some(&head) = parts.first() else {
+            return Err(GraphError::Shape {
+                op: "Concat".into(),
+                msg: "nothing to concatenate".into(),
+            });
+        };
+        let first = self.shape(head).to_vec();
         let ax = norm_axis(axis, first.len());
         let mut out = first.clone();
         out[ax] = 0;

@@ -9,7 +9,7 @@ mod onnxruntime;
 mod tract;
 
 pub use onnxruntime::{OrtExecutor, default_library_path, ort_environment};
-pub use tract::{TractEval, TractExecutor, tract_eval};
+pub use tract::{TractEval, TractExecutor};
 
 use crate::graph::Graph;
 use thiserror::Error;
@@ -91,8 +91,6 @@ pub trait Executor {
     fn set_state(&mut self, name: &str, shape: &[usize], data: &[f32]) -> RResult<()>;
     /// Copies the state tensor `name` out, with its shape.
     fn state(&self, name: &str) -> RResult<(Vec<usize>, Vec<f32>)>;
-    /// Names of all state tensors.
-    fn state_names(&self) -> Vec<String>;
     /// Runs a graph: `feeds` are its non-state inputs; returns the `fetch` outputs in order and
     /// replaces each state tensor that has a `next.` output.
     fn run(

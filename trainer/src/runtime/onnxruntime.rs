@@ -282,12 +282,6 @@ impl Executor for OrtExecutor {
         Ok((s.shape.clone(), data))
     }
 
-    fn state_names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.state.keys().cloned().collect();
-        v.sort();
-        v
-    }
-
     fn run(
         &mut self,
         graph: GraphHandle,

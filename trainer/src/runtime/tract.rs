@@ -76,12 +76,6 @@ impl Executor for TractExecutor {
             .ok_or_else(|| RuntimeError::UnknownState(name.into()))
     }
 
-    fn state_names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.state.keys().cloned().collect();
-        v.sort();
-        v
-    }
-
     fn run(
         &mut self,
         graph: GraphHandle,
@@ -181,9 +175,4 @@ impl TractEval {
             })
             .collect()
     }
-}
-
-/// Evaluates a graph once in tract (see [`TractEval`]).
-pub fn tract_eval(graph: &Graph, inputs: &[(&str, &[f64])]) -> RResult<Vec<Vec<f64>>> {
-    TractEval::new(graph)?.run(inputs)
 }

@@ -2,22 +2,22 @@
 //! loss plots, checkpoints that resume exactly, a clean stop on Ctrl-C, and a hard stop with the
 //! last good checkpoint kept when the losses go to NaN or explode.
 
-pub mod config;
+mod state;
 
-pub use config::{Preset, RunConfig};
+pub use state::state_tensors;
 
-use crate::checkpoint::{self, Checkpoint, Tensor};
 use crate::data::{Dataset, EpochOrder, PIXELS, Split, fill_batch};
-use crate::gan::{GanTrainer, generator_onnx};
-use crate::model::NamedTensor;
+use crate::gan::{GanConfig, GanTrainer, generator_onnx};
 use crate::report::{self, Series};
 use crate::runtime::Device;
 use anyhow::{Context, Result, bail};
+use checkpoint::RunConfig;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
-use std::path::{Path, PathBuf};
+use state::{save, start_or_resume};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -127,7 +127,7 @@ pub fn train(
     }
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("cannot create {}", opts.out.display()))?;
-    let mut gan = GanTrainer::new(cfg.gan_config(), opts.device)?;
+    let mut gan = GanTrainer::new(GanConfig::from_run(cfg), opts.device)?;
     let mut progress = start_or_resume(cfg, opts, &mut gan)?;
     let fixed = FixedNoise::new(cfg);
 
@@ -234,7 +234,7 @@ pub fn train(
         )?;
     }
     let onnx = generator_onnx(&gan.config().clone(), &gan.generator_state()?)?;
-    checkpoint::write_atomic(&opts.out.join("generator.onnx"), &onnx)?;
+    checkpoint::write_atomic(&opts.out.join(checkpoint::run::GENERATOR_ONNX), &onnx)?;
     bar.finish_and_clear();
     let run_steps = (progress.history.len() - start_step) as f64;
     Ok(Summary {
@@ -324,7 +324,7 @@ fn write_reports(
     scores: Option<serde_json::Value>,
 ) -> Result<()> {
     let images = gan.generate(&fixed.z, &fixed.labels)?;
-    report::sample_grid(&images, fixed.cols, 2, &opts.out.join("samples.png"))?;
+    checkpoint::sheet::sample_grid(&images, fixed.cols, 2, &opts.out.join("samples.png"))?;
     let smooth = |k: usize| -> Vec<(f64, f64)> {
         let w = (p.history.len() / 300).max(1);
         p.history
@@ -369,167 +369,4 @@ fn write_reports(
             "eval": scores,
         }),
     )
-}
-
-fn save(
-    cfg: &RunConfig,
-    opts: &Options,
-    gan: &GanTrainer,
-    p: &Progress,
-    train_seconds: f64,
-) -> Result<()> {
-    let mut ck = Checkpoint::default();
-    for t in gan.state()? {
-        ck.tensors.insert(
-            t.name,
-            Tensor {
-                shape: t.shape,
-                data: t.data,
-            },
-        );
-    }
-    let flat: Vec<f32> = p.history.iter().flatten().copied().collect();
-    ck.tensors.insert(
-        "run.history".into(),
-        Tensor {
-            shape: vec![p.history.len(), 5],
-            data: flat,
-        },
-    );
-    let (seed, stream, word_pos) = gan.rng_state();
-    let meta = [
-        ("config", serde_json::to_string_pretty(cfg)?),
-        ("epoch", p.epoch.to_string()),
-        ("batch", p.batch.to_string()),
-        ("train_seconds", train_seconds.to_string()),
-        (
-            "rng_seed",
-            seed.iter().map(|b| format!("{b:02x}")).collect(),
-        ),
-        ("rng_stream", stream.to_string()),
-        ("rng_word_pos", word_pos.to_string()),
-    ];
-    ck.metadata = meta.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-    checkpoint::save(&opts.out, &ck)?;
-    Ok(())
-}
-
-/// Reads a run's configuration from its checkpoint (for `--resume` without flags, and eval).
-pub fn load_config(dir: &Path) -> Result<(RunConfig, Checkpoint)> {
-    let ck = checkpoint::load(dir)?;
-    let path = dir.join(checkpoint::TENSORS_FILE);
-    let cfg: RunConfig = serde_json::from_str(ck.meta(&path, "config")?).with_context(|| {
-        format!(
-            "{}: the configuration in its metadata is not valid",
-            path.display()
-        )
-    })?;
-    Ok((cfg, ck))
-}
-
-/// The generator's tensors from a checkpoint, checked against the configuration's shapes.
-pub fn generator_tensors(cfg: &RunConfig, ck: &Checkpoint, dir: &Path) -> Result<Vec<NamedTensor>> {
-    tensors(&cfg.gan_config().generator_specs(), ck, dir)
-}
-
-/// Every state tensor (both models, optimiser moments, step counters) from a checkpoint.
-pub fn state_tensors(cfg: &RunConfig, ck: &Checkpoint, dir: &Path) -> Result<Vec<NamedTensor>> {
-    tensors(&cfg.gan_config().state_specs(), ck, dir)
-}
-
-pub(crate) fn tensors(
-    specs: &[crate::model::ParamSpec],
-    ck: &Checkpoint,
-    dir: &Path,
-) -> Result<Vec<NamedTensor>> {
-    let path = dir.join(checkpoint::TENSORS_FILE);
-    specs
-        .iter()
-        .map(|s| {
-            let t = ck.tensor(&path, &s.name, &s.shape)?;
-            Ok(NamedTensor {
-                name: s.name.clone(),
-                shape: t.shape.clone(),
-                data: t.data.clone(),
-            })
-        })
-        .collect()
-}
-
-fn start_or_resume(cfg: &RunConfig, opts: &Options, gan: &mut GanTrainer) -> Result<Progress> {
-    let exists = opts.out.join(checkpoint::TENSORS_FILE).exists();
-    if !opts.resume {
-        if exists {
-            return Err(TrainError::RunExists {
-                dir: opts.out.clone(),
-            }
-            .into());
-        }
-        // A fresh run starts a fresh metrics log.
-        let _ = std::fs::remove_file(opts.out.join("metrics.jsonl"));
-        return Ok(Progress {
-            epoch: 0,
-            batch: 0,
-            train_seconds: 0.0,
-            history: Vec::new(),
-        });
-    }
-    if !exists {
-        return Err(TrainError::NothingToResume {
-            dir: opts.out.clone(),
-            file: checkpoint::TENSORS_FILE,
-        }
-        .into());
-    }
-    let (saved, ck) = load_config(&opts.out)?;
-    if let Some((field, checkpoint, requested)) = saved.resume_conflict(cfg) {
-        return Err(TrainError::ConfigMismatch {
-            dir: opts.out.clone(),
-            field,
-            checkpoint,
-            requested,
-        }
-        .into());
-    }
-    gan.load_state(&state_tensors(cfg, &ck, &opts.out)?)?;
-    let path = opts.out.join(checkpoint::TENSORS_FILE);
-    let num = |key: &str| -> Result<f64> {
-        let v = ck.meta(&path, key)?;
-        v.parse::<f64>()
-            .with_context(|| format!("{}: metadata {key} = {v:?} is not a number", path.display()))
-    };
-    let seed_hex = ck.meta(&path, "rng_seed")?;
-    let mut seed = [0u8; 32];
-    if seed_hex.len() != 64 {
-        bail!(
-            "{}: metadata rng_seed is not 32 bytes of hex",
-            path.display()
-        );
-    }
-    for (i, b) in seed.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&seed_hex[2 * i..2 * i + 2], 16)
-            .with_context(|| format!("{}: metadata rng_seed is not hex", path.display()))?;
-    }
-    let word_pos: u128 = ck
-        .meta(&path, "rng_word_pos")?
-        .parse()
-        .with_context(|| format!("{}: metadata rng_word_pos is not a number", path.display()))?;
-    gan.set_rng_state((seed, num("rng_stream")? as u64, word_pos));
-    let history = match ck.tensors.get("run.history") {
-        Some(t) if t.shape.len() == 2 && t.shape[1] == 5 => t
-            .data
-            .chunks_exact(5)
-            .map(|c| [c[0], c[1], c[2], c[3], c[4]])
-            .collect(),
-        _ => bail!(
-            "{}: tensor run.history is missing or not [steps, 5]",
-            path.display()
-        ),
-    };
-    Ok(Progress {
-        epoch: num("epoch")? as u64,
-        batch: num("batch")? as u64,
-        train_seconds: num("train_seconds")?,
-        history,
-    })
 }

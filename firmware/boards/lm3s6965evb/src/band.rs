@@ -48,11 +48,7 @@ impl Band {
             return;
         }
         let byte = &mut self.bytes[row as usize * ROW_BYTES + x as usize / 2];
-        *byte = if x & 1 == 0 {
-            (*byte & 0x0F) | (grey << 4)
-        } else {
-            (*byte & 0xF0) | (grey & 0x0F)
-        };
+        *byte = firmware::frame::pack_grey(*byte, x as usize, grey);
     }
 }
 

@@ -10,24 +10,7 @@ use crate::gpio;
 use crate::regs::gpio::{PORT_E, PORT_F};
 
 /// The buttons in bit order of the pin masks below.
-const ALL: [Button; 5] = [
-    Button::Up,
-    Button::Down,
-    Button::Left,
-    Button::Right,
-    Button::Select,
-];
-
-/// The name the log uses (and the tests look for).
-pub fn name(button: Button) -> &'static str {
-    match button {
-        Button::Up => "up",
-        Button::Down => "down",
-        Button::Left => "left",
-        Button::Right => "right",
-        Button::Select => "select",
-    }
-}
+const ALL: [Button; 5] = Button::ALL;
 
 /// Milliseconds between samples.
 pub const SAMPLE_MS: u32 = 4;

@@ -110,7 +110,7 @@ fn main() -> ! {
             }
             log!(
                 "mcugan: button={} frame={} seed={} steps={} us={} gen_ticks={} macs={} ticks={} stack_used={}",
-                buttons::name(button),
+                button.name(),
                 frames,
                 app.seed(),
                 app.steps(),

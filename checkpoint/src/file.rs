@@ -5,6 +5,7 @@
 //! The configuration lives in the safetensors metadata, so tensors and configuration cannot
 //! drift apart; `config.json` beside it is a copy for people and tools.
 
+use crate::run::NamedTensor;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -33,6 +34,8 @@ pub enum CheckpointError {
         path: PathBuf,
         found: Option<String>,
     },
+    #[error("{path}: the configuration in its metadata is not valid: {reason}")]
+    Config { path: PathBuf, reason: String },
     #[error("{path}: metadata `{key}` is missing")]
     MissingMetadata { path: PathBuf, key: String },
     #[error("{path}: tensor `{name}` has dtype {dtype}, expected F32")]
@@ -101,6 +104,28 @@ impl Checkpoint {
             });
         }
         Ok(t)
+    }
+}
+
+impl Checkpoint {
+    /// The tensors `schema` names, in its order, each checked against its shape; `path` is the
+    /// file they came from, for the errors.
+    pub fn named_tensors(
+        &self,
+        path: &Path,
+        schema: &[(String, Vec<usize>)],
+    ) -> Result<Vec<NamedTensor>, CheckpointError> {
+        schema
+            .iter()
+            .map(|(name, shape)| {
+                let t = self.tensor(path, name, shape)?;
+                Ok(NamedTensor {
+                    name: name.clone(),
+                    shape: t.shape.clone(),
+                    data: t.data.clone(),
+                })
+            })
+            .collect()
     }
 }
 

@@ -5,11 +5,12 @@
 //! and the seed (64 → 128 → 256 → 512 → 1024 → 784, 1.5 M weights).
 
 use criterion::{Criterion, criterion_group};
+use export::float_model::FloatGenerator;
+use export::host_engine::HostModel;
+use export::synth::{quantize_random, random_generator};
 use firmware::engine::{Kernel, forward};
-use firmware::format::{Model, WeightKind};
-use firmware::host::HostModel;
+use firmware::format::Model;
 use firmware::noise::{Choice, draw, model_input};
-use firmware::synth::{FloatMlp, quantize};
 use prost::Message;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -62,7 +63,7 @@ fn tensor_info(name: &str, dims: &[i64]) -> pb::ValueInfoProto {
 }
 
 /// The float generator as serialized ONNX (opset 17): x · Wᵀ + b, ReLU, …, Sigmoid.
-fn onnx_bytes(mlp: &FloatMlp) -> Vec<u8> {
+fn onnx_bytes(mlp: &FloatGenerator) -> Vec<u8> {
     let (mut nodes, mut inits) = (Vec::new(), Vec::new());
     let mut x = "z".to_string();
     let node = |op: &str, ins: Vec<String>, out: &str| pb::NodeProto {
@@ -72,10 +73,11 @@ fn onnx_bytes(mlp: &FloatMlp) -> Vec<u8> {
         op_type: op.into(),
         ..Default::default()
     };
-    for (k, (n_in, n_out, w, b)) in mlp.layers.iter().enumerate() {
+    for (k, layer) in mlp.layers.iter().enumerate() {
+        let (n_in, n_out, w, b) = (&layer.inputs, &layer.outputs, &layer.weight, &layer.bias);
         // MatMul wants [in, out]: transpose the row-major [out, in] weights.
         let wt: Vec<f32> = (0..n_in * n_out)
-            .map(|j| w[(j % n_out) * n_in + j / n_out] as f32)
+            .map(|j| w[(j % n_out) * n_in + j / n_out])
             .collect();
         inits.push(pb::TensorProto {
             name: format!("w{k}"),
@@ -88,7 +90,7 @@ fn onnx_bytes(mlp: &FloatMlp) -> Vec<u8> {
             name: format!("b{k}"),
             dims: vec![*n_out as i64],
             data_type: pb::tensor_proto::DataType::Float as i32,
-            float_data: b.iter().map(|&v| v as f32).collect(),
+            float_data: b.clone(),
             ..Default::default()
         });
         nodes.push(node("MatMul", vec![x, format!("w{k}")], &format!("m{k}")));
@@ -107,7 +109,7 @@ fn onnx_bytes(mlp: &FloatMlp) -> Vec<u8> {
         x = out;
     }
     let n_in = (mlp.latent + mlp.classes) as i64;
-    let n_out = mlp.layers.last().map_or(0, |l| l.1) as i64;
+    let n_out = mlp.layers.last().map_or(0, |l| l.outputs) as i64;
     let model = pb::ModelProto {
         ir_version: 8,
         opset_import: vec![pb::OperatorSetIdProto {
@@ -144,8 +146,9 @@ fn rate(budget: Duration, mut f: impl FnMut()) -> f64 {
 fn engine(c: &mut Criterion) {
     let mut summary = Vec::new();
     for shape in &SHAPES {
-        let mlp = FloatMlp::random(shape.latent, shape.classes, shape.widths, 1);
-        let blob = quantize(&mlp, &[WeightKind::Int8], 64)
+        let mlp = random_generator(shape.latent, shape.classes, shape.widths, 1);
+        let blob = quantize_random(&mlp, &[], 64)
+            .expect("quantizes")
             .spec
             .to_bytes()
             .expect("valid");

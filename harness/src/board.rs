@@ -12,18 +12,23 @@ use std::sync::Mutex;
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("tests/ has a parent")
+        .expect("harness/ has a parent")
         .to_path_buf()
 }
 
 /// The board crate's folder.
 pub fn board_dir() -> PathBuf {
-    root().join("firmware/boards/lm3s6965evb")
+    root().join(boards::LM3S6965.folder)
 }
 
 /// Where `cargo build --release` in the board folder leaves the ELF.
 pub fn built_elf_path() -> PathBuf {
-    board_dir().join("target/thumbv7m-none-eabi/release/mcugan-lm3s6965evb")
+    let board = &boards::LM3S6965;
+    board_dir()
+        .join("target")
+        .join(board.target)
+        .join("release")
+        .join(board.bin)
 }
 
 /// One build of the firmware: which model blob, which extra cargo features.

@@ -1,9 +1,47 @@
 //! What a training run is: the presets and every choice a flag can override, saved with each
 //! checkpoint so a run can be resumed, compared and reproduced.
 
-use crate::gan::{Conditioning, GanConfig, IMAGE_DIM};
-use crate::optim::Adam;
 use serde::{Deserialize, Serialize};
+
+/// Side of an MNIST image, in pixels.
+pub const IMAGE_SIDE: usize = 28;
+/// Pixels per MNIST image: what the generator draws and the discriminator reads.
+pub const IMAGE_DIM: usize = IMAGE_SIDE * IMAGE_SIDE;
+/// Classes of a conditional model: the digits 0–9.
+pub const CLASSES: usize = 10;
+
+/// BatchNorm's epsilon (PyTorch's BatchNorm1d default): in training, in eval mode, and when
+/// export folds it into the Linear layers.
+pub const BN_EPS: f64 = 1e-5;
+
+/// How a conditional GAN's discriminator learns the class.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Conditioning {
+    /// The one-hot class is joined to D's input: D judges (image, class) pairs.
+    #[default]
+    Concat,
+    /// AC-GAN: D sees the image alone and a second head classifies it (trained on real
+    /// images only); G is also rewarded when D reads its sample as the intended class.
+    Auxiliary,
+    /// Projection discriminator (Miyato & Koyama 2018): D's logit gains the inner product of
+    /// its last hidden features with a learned embedding of the class.
+    Projection,
+}
+
+impl std::str::FromStr for Conditioning {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "concat" => Ok(Conditioning::Concat),
+            "auxiliary" | "acgan" => Ok(Conditioning::Auxiliary),
+            "projection" => Ok(Conditioning::Projection),
+            _ => Err(format!(
+                "unknown conditioning `{s}`: expected `projection`, `auxiliary` or `concat`"
+            )),
+        }
+    }
+}
 
 /// A named starting point for a run's configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,28 +170,14 @@ impl RunConfig {
         }
     }
 
-    /// The training engine's view of this configuration.
-    pub fn gan_config(&self) -> GanConfig {
-        GanConfig {
-            z_dim: self.z_dim,
-            classes: self.conditional.then_some(10),
-            g_widths: self.g_widths.clone(),
-            d_widths: self.d_widths.clone(),
-            image_dim: IMAGE_DIM,
-            batch: self.batch,
-            g_adam: Adam::new(self.lr_g, self.beta1, self.beta2),
-            d_adam: Adam::new(self.lr_d, self.beta1, self.beta2),
-            leaky_slope: 0.2,
-            seed: self.seed,
-            conditioning: self.conditioning,
-            aux_weight: self.aux_weight,
-            real_target: self.real_target,
-        }
+    /// Classes of the generator's one-hot input: [`CLASSES`] when conditional, else 0.
+    pub fn classes(&self) -> usize {
+        if self.conditional { CLASSES } else { 0 }
     }
 
     /// Number of generator weights (what the int8 export stores, one byte each).
     pub fn generator_weights(&self) -> usize {
-        let mut inputs = self.z_dim + if self.conditional { 10 } else { 0 };
+        let mut inputs = self.z_dim + self.classes();
         let mut total = 0;
         for &w in self.g_widths.iter().chain(std::iter::once(&IMAGE_DIM)) {
             total += inputs * w;
@@ -204,7 +228,7 @@ mod tests {
         // The pico preset is the seed's generator plus the one-hot's ten inputs.
         assert_eq!(
             RunConfig::preset(Preset::Pico).generator_weights(),
-            RunConfig::preset(Preset::Seed).generator_weights() + 10 * 128
+            RunConfig::preset(Preset::Seed).generator_weights() + CLASSES * 128
         );
     }
 

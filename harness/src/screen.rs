@@ -94,15 +94,6 @@ impl Screen {
         }
         s
     }
-
-    /// Writes the screen as a 128×64 8-bit grey PNG (grey n as n·17), for people to look at.
-    pub fn save_png(&self, path: &Path) -> Result<()> {
-        let img = image::GrayImage::from_fn(WIDTH as u32, HEIGHT as u32, |x, y| {
-            image::Luma([self.get(x as usize, y as usize) * 17])
-        });
-        img.save(path)
-            .with_context(|| format!("cannot write {}", path.display()))
-    }
 }
 
 /// The host draws into a `Screen` with the same embedded-graphics code the firmware runs, so a

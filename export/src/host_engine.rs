@@ -1,4 +1,4 @@
-//! The integer engine for hosts (feature `std`): the same arithmetic as [`crate::engine`], bit
+//! The integer engine for hosts: the same arithmetic as `firmware::engine`, bit
 //! for bit, with the weights unpacked once into rows of 16-bit values so that each output is a
 //! contiguous dot product, which compilers vectorize (16-bit multiplies widened to 32-bit lanes;
 //! `smlal` on AArch64). The blob's layout is made for the Cortex-M3; a host with wide registers
@@ -8,10 +8,8 @@
 //! second time for AVX2 and picks that at run time when the CPU has it (2.7× on the seed's
 //! largest layer), so the binaries still run on any x86-64.
 
-use std::vec::Vec;
-
-use crate::engine::{Stats, store_channel};
-use crate::format::{Dense, Error, Model, Storage};
+use firmware::engine::{Stats, store_channel};
+use firmware::format::{Dense, Error, Model, Storage};
 
 /// One layer unpacked: `outputs` rows of `inputs` weights each, and each row's decoded
 /// `(bias, multiplier, shift)` (decoding them from the blob per output cost a sixth of the time).
@@ -51,7 +49,7 @@ impl<'m, 'b> HostModel<'m, 'b> {
         HostModel { model, layers }
     }
 
-    /// As [`crate::engine::forward`]: one int8 `input` ([`Model::input_len`] values) to the last
+    /// As `firmware::engine::forward`: one int8 `input` ([`Model::input_len`] values) to the last
     /// layer's stored bytes in `out` ([`Model::pixels`] bytes).
     pub fn forward(&self, input: &[i8], out: &mut [u8]) -> Result<Stats, Error> {
         if input.len() != self.model.input_len() {

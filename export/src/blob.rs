@@ -1,13 +1,11 @@
-//! Host-side writer of the model blob (feature `std`): `export` fills a [`ModelSpec`] with
-//! row-major quantized tensors and gets back the bytes the firmware decodes.
+//! The writer of the model blob that `firmware::format` specifies and decodes: the quantizer
+//! fills a [`ModelSpec`] with row-major tensors and gets back the bytes the board reads.
 
-use crate::crc::crc32;
-use crate::format::{
+use firmware::crc::crc32;
+use firmware::format::{
     BLOCK, Dense, Error, FORMAT_VERSION, Header, MAGIC, Model, Storage, WeightKind, padded_rows,
     weight_bytes,
 };
-use std::vec;
-use std::vec::Vec;
 
 /// One dense layer, tensors in the natural order (`weights[o * inputs + i]`).
 #[derive(Clone, Debug, PartialEq)]
@@ -78,7 +76,7 @@ pub fn quantize_multiplier(real: f64) -> (i32, i8) {
 }
 
 impl LayerSpec {
-    /// Weights in the format's blocked layout (see [`crate::format`]).
+    /// Weights in the format's blocked layout (see `firmware::format`).
     fn packed_weights(&self, index: usize) -> Result<Vec<u8>, BuildError> {
         let err = |what| BuildError::Tensor { layer: index, what };
         let (n_in, n_out) = (self.inputs, self.outputs);

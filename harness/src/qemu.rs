@@ -31,17 +31,6 @@ pub fn qcode(button: Button) -> &'static str {
     }
 }
 
-/// The name the firmware logs for a button.
-pub fn name(button: Button) -> &'static str {
-    match button {
-        Button::Up => "up",
-        Button::Down => "down",
-        Button::Left => "left",
-        Button::Right => "right",
-        Button::Select => "select",
-    }
-}
-
 /// Under `-icount shift=0` QEMU retires one instruction per virtual nanosecond and the board's
 /// SysTick ticks every 80 ns (12.5 MHz): a tick is 80 instructions.
 pub const INSTRUCTIONS_PER_TICK: u64 = 80;
@@ -55,8 +44,8 @@ pub struct Options {
     pub icount_shift: Option<u32>,
     /// Bound on every wait: boot, each log line, each QMP reply.
     pub timeout: Duration,
-    /// How long a key stays down (virtual time): well over the firmware's 16 ms debounce, so a
-    /// busy host that stalls QEMU for a while does not lose a press.
+    /// How long a key stays down (virtual time): well over the firmware's 12 ms debounce (three
+    /// samples 4 ms apart), so a busy host that stalls QEMU for a while does not lose a press.
     pub key_hold_ms: u32,
 }
 
@@ -205,7 +194,7 @@ impl Qemu {
     /// frame is on the screen.
     pub fn press_and_wait(&mut self, button: Button) -> Result<String> {
         self.press(button)?;
-        self.wait_for(&format!("button={} ", name(button)))
+        self.wait_for(&format!("button={} ", button.name()))
     }
 
     /// Captures the OLED as QEMU shows it.

@@ -1,0 +1,17 @@
+//! A training run's folder, as `mcugan train` writes it and `export` and `eval` read it: the
+//! run's configuration ([`config`]), its tensors in safetensors ([`file`]), the generator's
+//! tensors by name and shape ([`run`]), and sheets of sample digits as PNGs ([`sheet`]).
+//!
+//! Kept free of the run loop and of any runtime, so that reading a checkpoint means knowing
+//! only this crate.
+
+pub mod config;
+pub mod file;
+pub mod run;
+pub mod sheet;
+
+pub use config::{CLASSES, Conditioning, IMAGE_DIM, IMAGE_SIDE, Preset, RunConfig};
+pub use file::{
+    CONFIG_FILE, Checkpoint, CheckpointError, TENSORS_FILE, Tensor, load, save, write_atomic,
+};
+pub use run::{NamedTensor, Run};
