@@ -1,6 +1,6 @@
-//! The seed architecture's sanity values (design.md §2): on a real MNIST batch the first
-//! discriminator loss is 0.68 ± 0.05, the first generator loss 0.7 ± 0.1, and an untrained
-//! generator's output (BatchNorm with batch statistics, as the course checks it) has a
+//! The seed architecture's sanity values, from the course it comes from: on a real MNIST batch
+//! the first discriminator loss is 0.68 ± 0.05, the first generator loss 0.7 ± 0.1, and an
+//! untrained generator's output (BatchNorm with batch statistics, as the course checks it) has a
 //! standard deviation in (0.05, 0.15).
 
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! Time from SysTick: a 1 ms interrupt counts milliseconds, the counter gives the ticks within
 //! one. The cycle counter (DWT) is not emulated by QEMU; SysTick is, and under `-icount shift=N`
-//! instructions = ticks × period_ns / 2^N (design.md, section 4).
+//! instructions = ticks × period_ns / 2^N (QEMU counts instructions, not cycles).
 
 use core::sync::atomic::{AtomicU32, Ordering};
 use cortex_m::peripheral::syst::SystClkSource;
