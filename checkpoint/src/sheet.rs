@@ -1,12 +1,10 @@
 //! Sheets of sample digits as greyscale PNGs: the run folder's `samples.png`, and export's
 //! float-vs-fixed comparison.
 
-use crate::config::IMAGE_SIDE;
+use crate::config::IMAGE_SIDE as SIDE;
 use crate::file::{CheckpointError, write_atomic};
 use image::{GrayImage, Luma};
 use std::path::Path;
-
-const SIDE: usize = IMAGE_SIDE;
 
 /// Writes `images` (rows of 784 f32 pixels in [0, 1]) as a grid of `cols` columns, each image
 /// scaled by `scale` with a 2-pixel dark gutter, as a greyscale PNG.

@@ -2,11 +2,11 @@
 //! trained generator is, so that the engine, the app, the simulator and the benchmarks can be
 //! exercised before any model is trained, and checked against float arithmetic.
 
-use crate::blob::BuildError;
 use crate::float_model::FloatGenerator;
 use crate::fold::Linear;
 use crate::quantize::{
-    Quantized, activation_max, calibrate, calibration_inputs, quantize, weight_kinds,
+    QuantError, Quantized, activation_max, calibrate, calibration_inputs, quantize, to_blob,
+    weight_kinds,
 };
 use firmware::format::{MAX_SIDE, WeightKind};
 use firmware::noise::SplitMix64;
@@ -65,7 +65,7 @@ pub fn quantize_random(
     model: &FloatGenerator,
     int4_layers: &[usize],
     calibration: usize,
-) -> Result<Quantized, crate::quantize::QuantError> {
+) -> Result<Quantized, QuantError> {
     let kinds: Vec<WeightKind> = weight_kinds(model, int4_layers);
     let calib = calibrate(model, &calibration_inputs(model, calibration, 0xCA11B));
     let pixels = model.layers.last().map_or(0, |l| l.outputs);
@@ -81,20 +81,13 @@ pub fn quantize_random(
 }
 
 /// A random int8 model of the given widths (after the input) as blob bytes; for the simulator
-/// and tests before a trained model exists.
+/// and tests before a trained model exists. Written by [`to_blob`], as an export is.
 pub fn random_model(
     seed: u64,
     latent: usize,
     classes: usize,
     widths: &[usize],
-) -> Result<Vec<u8>, BuildError> {
+) -> Result<Vec<u8>, QuantError> {
     let model = random_generator(latent, classes, widths, seed);
-    let q = quantize_random(&model, &[], 64).map_err(|e| BuildError::Tensor {
-        layer: 0,
-        what: match e {
-            crate::quantize::QuantError::Image { .. } => "the last layer is no image",
-            _ => "the random model does not quantize",
-        },
-    })?;
-    q.spec.to_bytes()
+    to_blob(&quantize_random(&model, &[], 64)?.spec)
 }
