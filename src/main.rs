@@ -105,6 +105,13 @@ fn main() -> Result<()> {
                 }
                 println!("{}", sim::describe(&app));
                 println!("wrote {}", out.display());
+                // The screen shows the refusal, as the board would; the exit status says it too.
+                if let Err(e) = app.model() {
+                    anyhow::bail!(
+                        "the model was refused: {e} (the error screen is in {})",
+                        out.display()
+                    );
+                }
                 Ok(())
             } else {
                 sim::window(&blob, seed, mono)

@@ -23,8 +23,13 @@ pub enum Source {
 /// The random model's shape, the `lm3s6965` preset's (so that it fits the board too):
 /// latent 32 + 10 classes → 32 → 64 → 128 → 192 → 784.
 pub fn random_blob(seed: u64) -> Result<Vec<u8>> {
-    export::synth::random_model(seed, 32, 10, &[32, 64, 128, 192, 784])
-        .map_err(|e| anyhow::anyhow!("random model {seed}: {e}"))
+    export::synth::random_model(
+        seed,
+        32,
+        checkpoint::CLASSES,
+        &[32, 64, 128, 192, checkpoint::IMAGE_DIM],
+    )
+    .map_err(|e| anyhow::anyhow!("random model {seed}: {e}"))
 }
 
 pub fn load(source: &Source) -> Result<Vec<u8>> {

@@ -27,6 +27,7 @@ pub struct TrainArgs {
     /// Continue the run in --out from its checkpoint (flags that change the model are refused).
     #[arg(long)]
     resume: bool,
+    /// Noise dimensions the generator draws from (the board draws the same count).
     #[arg(long)]
     z_dim: Option<usize>,
     /// Condition on the digit class (one-hot joined to the noise; D as --conditioning says).
@@ -52,14 +53,27 @@ pub struct TrainArgs {
     /// Learning rate of both networks (see --lr-g, --lr-d).
     #[arg(long)]
     lr: Option<f64>,
+    /// The generator's learning rate (Adam), in (0, 1].
     #[arg(long)]
     lr_g: Option<f64>,
+    /// The discriminator's learning rate (Adam), in (0, 1].
     #[arg(long)]
     lr_d: Option<f64>,
+    /// Adam's first-moment decay for both models, in [0, 1).
     #[arg(long)]
     beta1: Option<f64>,
+    /// Adam's second-moment decay for both models, in [0, 1).
     #[arg(long)]
     beta2: Option<f64>,
+    /// Decay of the moving average of the generator's weights that samples, evaluation and
+    /// export use (e.g. 0.999; 0 for none, the trained weights).
+    #[arg(long)]
+    ema: Option<f64>,
+    /// From this fraction of the run on (0 to 1), both learning rates fall linearly to 1% at
+    /// its end; `none` keeps them constant.
+    #[arg(long, value_parser = parse_decay)]
+    lr_decay: Option<Decay>,
+    /// Real images per step (and as many generated), at least 2.
     #[arg(long)]
     batch: Option<usize>,
     /// Stop after this many epochs.
@@ -68,6 +82,7 @@ pub struct TrainArgs {
     /// Stop after this many minutes of training.
     #[arg(long)]
     minutes: Option<f64>,
+    /// Seeds the initial weights, the data order and the noise: the same seed, the same run.
     #[arg(long)]
     seed: Option<u64>,
     /// Train on the first N images only.
@@ -82,6 +97,22 @@ pub struct TrainArgs {
     /// Skip the classifier-based evaluation.
     #[arg(long)]
     no_eval: bool,
+}
+
+/// `--lr-decay`'s value: a start fraction, or none.
+#[derive(Clone, Copy, Debug)]
+struct Decay(Option<f64>);
+
+fn parse_decay(s: &str) -> Result<Decay, String> {
+    if s == "none" {
+        return Ok(Decay(None));
+    }
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..1.0).contains(&v) => Ok(Decay(Some(v))),
+        _ => Err(format!(
+            "`{s}`: expected a fraction of the run in [0, 1) or `none`"
+        )),
+    }
 }
 
 impl TrainArgs {
@@ -101,8 +132,11 @@ impl TrainArgs {
         }
         set!(z_dim => z_dim, conditional => conditional, conditioning => conditioning,
              aux_weight => aux_weight, real_target => real_target, g_widths => g_widths, d_widths => d_widths,
-             lr => lr_g, lr => lr_d, lr_g => lr_g, lr_d => lr_d, beta1 => beta1, beta2 => beta2,
+             lr => lr_g, lr => lr_d, lr_g => lr_g, lr_d => lr_d, beta1 => beta1, beta2 => beta2, ema => ema,
              batch => batch, seed => seed, sample_every => sample_every, eval_every => eval_every);
+        if let Some(Decay(d)) = self.lr_decay {
+            cfg.lr_decay = d;
+        }
         if self.subset.is_some() {
             cfg.subset = self.subset;
         }
@@ -116,6 +150,7 @@ impl TrainArgs {
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let cfg = args.config()?;
+    cfg.validate().map_err(anyhow::Error::msg)?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     ctrlc::set_handler(move || {
@@ -134,7 +169,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         stop,
     };
     println!(
-        "training {:?}: z {} {} G {:?} ({} weights) D {:?}, real target {}, lr G {} D {}, betas ({}, {}), batch {}, {}",
+        "training {:?}: z {} {} G {:?} ({} weights) D {:?}, real target {}, lr G {} D {}{}, betas ({}, {}), weight average {}, batch {}, {}",
         cfg.preset,
         cfg.z_dim,
         match (cfg.conditional, cfg.conditioning) {
@@ -151,8 +186,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
         cfg.real_target,
         cfg.lr_g,
         cfg.lr_d,
+        match cfg.lr_decay {
+            Some(d) => format!(" (falling from {:.0}% of the run)", d * 100.0),
+            None => String::new(),
+        },
         cfg.beta1,
         cfg.beta2,
+        if cfg.ema > 0.0 {
+            cfg.ema.to_string()
+        } else {
+            "none".into()
+        },
         cfg.batch,
         match (cfg.epochs, cfg.time_budget_s) {
             (Some(e), Some(b)) => format!("{e} epochs or {:.1} min", b / 60.0),

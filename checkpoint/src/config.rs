@@ -14,6 +14,10 @@ pub const CLASSES: usize = 10;
 /// export folds it into the Linear layers.
 pub const BN_EPS: f64 = 1e-5;
 
+/// The learning rates' share left at the end of a decaying schedule (Adam divides by the
+/// rate, so it stays positive).
+pub const LR_FLOOR: f64 = 0.01;
+
 /// How a conditional GAN's discriminator learns the class.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -94,6 +98,15 @@ pub struct RunConfig {
     pub lr_d: f64,
     pub beta1: f64,
     pub beta2: f64,
+    /// Decay of the moving average of the generator's weights that samples, evaluation and
+    /// export use (0: none, they use the trained weights).
+    #[serde(default)]
+    pub ema: f64,
+    /// From this fraction of the run on (of its epochs or its time budget, whichever ends it
+    /// first), both learning rates fall linearly to [`LR_FLOOR`] of their value at its end
+    /// (None: constant).
+    #[serde(default)]
+    pub lr_decay: Option<f64>,
     pub seed: u64,
     /// Use only the first `n` training images (quick runs, tests).
     pub subset: Option<usize>,
@@ -128,6 +141,8 @@ impl RunConfig {
                 lr_d: 1e-5,
                 beta1: 0.9,
                 beta2: 0.999,
+                ema: 0.0,
+                lr_decay: None,
                 seed: 0,
                 subset: None,
                 epochs: Some(100),
@@ -149,10 +164,17 @@ impl RunConfig {
                 g_widths: vec![32, 64, 128, 192],
                 d_widths: vec![512, 256, 128],
                 batch: 128,
-                lr_g: 2e-4,
-                lr_d: 2e-4,
+                // Measured at 3 minutes on 2 cores, seed 0 (README, Figures): 6e-4 falling
+                // from half-way beat 2e-4 constant (Fréchet distance 17.8 against 25.2 on the
+                // board) with the intended digit at 99.5%; unequal rates (either way) did worse.
+                lr_g: 6e-4,
+                lr_d: 6e-4,
                 beta1: 0.5,
                 beta2: 0.999,
+                // Samples, evaluation and export use the average: the intended digit 91% →
+                // 98%, the worst digit 68% → 93% at 3 minutes.
+                ema: 0.999,
+                lr_decay: Some(0.5),
                 seed: 0,
                 subset: None,
                 epochs: None,
@@ -167,6 +189,104 @@ impl RunConfig {
                 g_widths: vec![128, 256, 512, 1024],
                 ..RunConfig::preset(Preset::Lm3s6965)
             },
+        }
+    }
+
+    /// Refuses what no run can train, naming the command-line flag, the value and the range;
+    /// nothing is built or written before this passes.
+    pub fn validate(&self) -> Result<(), String> {
+        fn range(flag: &str, v: f64, ok: bool, allowed: &str) -> Result<(), String> {
+            if ok && v.is_finite() {
+                Ok(())
+            } else {
+                Err(format!("--{flag} {v}: must be {allowed}"))
+            }
+        }
+        let positive = |flag: &str, v: usize| {
+            if v == 0 {
+                Err(format!("--{flag} 0: must be at least 1"))
+            } else {
+                Ok(())
+            }
+        };
+        positive("z-dim", self.z_dim)?;
+        if self.batch < 2 {
+            return Err(format!(
+                "--batch {}: must be at least 2 (BatchNorm needs a variance)",
+                self.batch
+            ));
+        }
+        for (flag, widths) in [("g-widths", &self.g_widths), ("d-widths", &self.d_widths)] {
+            if widths.is_empty() || widths.contains(&0) {
+                return Err(format!(
+                    "--{flag} {widths:?}: needs at least one layer, every width at least 1"
+                ));
+            }
+        }
+        for (flag, v) in [("lr-g", self.lr_g), ("lr-d", self.lr_d)] {
+            range(flag, v, v > 0.0 && v <= 1.0, "in (0, 1]")?;
+        }
+        range(
+            "beta1",
+            self.beta1,
+            (0.0..1.0).contains(&self.beta1),
+            "in [0, 1)",
+        )?;
+        range(
+            "beta2",
+            self.beta2,
+            (0.0..1.0).contains(&self.beta2),
+            "in [0, 1)",
+        )?;
+        range(
+            "ema",
+            self.ema,
+            (0.0..1.0).contains(&self.ema),
+            "in [0, 1) (0: none)",
+        )?;
+        range(
+            "real-target",
+            self.real_target,
+            self.real_target > 0.0 && self.real_target <= 1.0,
+            "in (0, 1]",
+        )?;
+        range(
+            "aux-weight",
+            self.aux_weight,
+            self.aux_weight >= 0.0,
+            "at least 0",
+        )?;
+        if let Some(d) = self.lr_decay {
+            range(
+                "lr-decay",
+                d,
+                (0.0..1.0).contains(&d),
+                "in [0, 1) or `none`",
+            )?;
+        }
+        if self.epochs == Some(0) {
+            return Err("--epochs 0: must be at least 1".into());
+        }
+        if let Some(b) = self.time_budget_s {
+            range("minutes", b / 60.0, b > 0.0, "more than 0")?;
+        }
+        if let Some(n) = self.subset.filter(|&n| n < self.batch) {
+            return Err(format!(
+                "--subset {n}: fewer images than one batch of {}",
+                self.batch
+            ));
+        }
+        Ok(())
+    }
+
+    /// The learning rates' multiplier at `fraction` (0 to 1) of the run, by [`RunConfig::lr_decay`].
+    pub fn lr_scale(&self, fraction: f64) -> f64 {
+        match self.lr_decay {
+            Some(start) if fraction > start && start < 1.0 => {
+                let left = ((1.0 - fraction) / (1.0 - start)).clamp(0.0, 1.0);
+                LR_FLOOR + (1.0 - LR_FLOOR) * left
+            }
+            _ => 1.0,
         }
     }
 
@@ -206,6 +326,10 @@ impl RunConfig {
             seed,
             subset
         );
+        // The averages are state tensors: a run cannot gain or lose them (their decay may change).
+        if (self.ema > 0.0) != (requested.ema > 0.0) {
+            return Some(("ema", self.ema.to_string(), requested.ema.to_string()));
+        }
         None
     }
 }
@@ -230,6 +354,58 @@ mod tests {
             RunConfig::preset(Preset::Pico).generator_weights(),
             RunConfig::preset(Preset::Seed).generator_weights() + CLASSES * 128
         );
+    }
+
+    #[test]
+    fn the_learning_rate_falls_linearly_from_the_decay_start_to_the_floor() {
+        let mut cfg = RunConfig::preset(Preset::Lm3s6965);
+        cfg.lr_decay = None;
+        assert_eq!(cfg.lr_scale(0.9), 1.0);
+        cfg.lr_decay = Some(0.5);
+        for (fraction, scale) in [
+            (0.0, 1.0),
+            (0.5, 1.0),
+            (0.75, 0.505),
+            (1.0, 0.01),
+            (1.2, 0.01),
+        ] {
+            assert!(
+                (cfg.lr_scale(fraction) - scale).abs() < 1e-12,
+                "at {fraction}: {} not {scale}",
+                cfg.lr_scale(fraction)
+            );
+        }
+    }
+
+    #[test]
+    fn bad_values_are_refused_naming_the_flag() {
+        let good = RunConfig::preset(Preset::Lm3s6965);
+        assert_eq!(good.validate(), Ok(()));
+        assert_eq!(RunConfig::preset(Preset::Seed).validate(), Ok(()));
+        type Spoil = fn(&mut RunConfig);
+        let cases: [(&str, Spoil); 12] = [
+            ("--batch 0", |c| c.batch = 0),
+            ("--batch 1", |c| c.batch = 1),
+            ("--z-dim 0", |c| c.z_dim = 0),
+            ("--g-widths [32, 0]", |c| c.g_widths = vec![32, 0]),
+            ("--d-widths []", |c| c.d_widths = vec![]),
+            ("--lr-g 0", |c| c.lr_g = 0.0),
+            ("--lr-d NaN", |c| c.lr_d = f64::NAN),
+            ("--beta1 1", |c| c.beta1 = 1.0),
+            ("--ema 1", |c| c.ema = 1.0),
+            ("--real-target 0", |c| c.real_target = 0.0),
+            ("--epochs 0", |c| c.epochs = Some(0)),
+            ("--subset 10", |c| c.subset = Some(10)),
+        ];
+        for (flag, spoil) in cases {
+            let mut c = good.clone();
+            spoil(&mut c);
+            let err = c.validate().unwrap_err();
+            assert!(err.starts_with(flag), "{flag}: {err}");
+        }
+        let mut c = good.clone();
+        c.time_budget_s = Some(-60.0);
+        assert!(c.validate().unwrap_err().starts_with("--minutes -1"));
     }
 
     #[test]

@@ -5,7 +5,6 @@
 //! The configuration lives in the safetensors metadata, so tensors and configuration cannot
 //! drift apart; `config.json` beside it is a copy for people and tools.
 
-use crate::run::NamedTensor;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -44,6 +43,8 @@ pub enum CheckpointError {
         name: String,
         dtype: String,
     },
+    #[error("{path}: no images to draw")]
+    NoImages { path: PathBuf },
     #[error("{path}: tensor `{name}` is missing")]
     MissingTensor { path: PathBuf, name: String },
     #[error("{path}: tensor `{name}` has shape {found:?}, expected {expected:?}")]
@@ -55,9 +56,18 @@ pub enum CheckpointError {
     },
 }
 
-/// One named f32 tensor.
+/// One f32 tensor, as a checkpoint's map holds it under its name.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// A tensor with its name, as lists of them pass between the checkpoint, the trainer's state
+/// and export: parameters, statistics, optimiser moments, step counts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedTensor {
+    pub name: String,
     pub shape: Vec<usize>,
     pub data: Vec<f32>,
 }
@@ -108,6 +118,19 @@ impl Checkpoint {
 }
 
 impl Checkpoint {
+    /// Adds (or replaces) tensors under their names.
+    pub fn insert_all(&mut self, tensors: impl IntoIterator<Item = NamedTensor>) {
+        for t in tensors {
+            self.tensors.insert(
+                t.name,
+                Tensor {
+                    shape: t.shape,
+                    data: t.data,
+                },
+            );
+        }
+    }
+
     /// The tensors `schema` names, in its order, each checked against its shape; `path` is the
     /// file they came from, for the errors.
     pub fn named_tensors(

@@ -12,6 +12,7 @@ pub mod sheet;
 
 pub use config::{CLASSES, Conditioning, IMAGE_DIM, IMAGE_SIDE, Preset, RunConfig};
 pub use file::{
-    CONFIG_FILE, Checkpoint, CheckpointError, TENSORS_FILE, Tensor, load, save, write_atomic,
+    CONFIG_FILE, Checkpoint, CheckpointError, NamedTensor, TENSORS_FILE, Tensor, load, save,
+    write_atomic,
 };
-pub use run::{NamedTensor, Run};
+pub use run::Run;

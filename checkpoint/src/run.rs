@@ -2,20 +2,12 @@
 //! tensors under the names and shapes the trainer gives them.
 
 use crate::config::{IMAGE_DIM, RunConfig};
-use crate::file::{self, Checkpoint, CheckpointError, TENSORS_FILE};
+use crate::file::{self, Checkpoint, CheckpointError, NamedTensor, TENSORS_FILE};
 use std::path::{Path, PathBuf};
 
 /// The float generator as a standalone ONNX model (BatchNorm in eval mode), written by the
 /// trainer beside each checkpoint; export's verification runs it as the reference.
 pub const GENERATOR_ONNX: &str = "generator.onnx";
-
-/// A named f32 tensor: parameters, statistics, optimiser moments, step counts.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NamedTensor {
-    pub name: String,
-    pub shape: Vec<usize>,
-    pub data: Vec<f32>,
-}
 
 /// Prefix of the generator's hidden block `i`'s Linear layer (`.weight` `[out, in]`, `.bias`).
 pub fn block_linear(i: usize) -> String {
@@ -32,6 +24,11 @@ pub const OUTPUT_LINEAR: &str = "g.out";
 
 /// The BatchNorm tensors' suffixes, in the order the trainer declares them.
 pub const BATCH_NORM_TENSORS: [&str; 4] = ["weight", "bias", "running_mean", "running_var"];
+
+/// The moving average of generator tensor `name`, kept when the run's `ema` is set.
+pub fn ema_name(name: &str) -> String {
+    format!("{name}.ema")
+}
 
 /// Every generator tensor of `cfg` with its shape, input to output: the checkpoint's schema.
 pub fn generator_shapes(cfg: &RunConfig) -> Vec<(String, Vec<usize>)> {
@@ -85,9 +82,22 @@ impl Run {
             .named_tensors(&self.dir.join(TENSORS_FILE), schema)
     }
 
-    /// The generator's tensors ([`generator_shapes`]).
+    /// The generator's tensors ([`generator_shapes`]) as it samples: their moving averages
+    /// ([`ema_name`]) when the run keeps them, under the plain names.
     pub fn generator_tensors(&self) -> Result<Vec<NamedTensor>, CheckpointError> {
-        self.tensors(&generator_shapes(&self.config))
+        let shapes = generator_shapes(&self.config);
+        if self.config.ema <= 0.0 {
+            return self.tensors(&shapes);
+        }
+        let averaged: Vec<_> = shapes
+            .iter()
+            .map(|(n, s)| (ema_name(n), s.clone()))
+            .collect();
+        let mut tensors = self.tensors(&averaged)?;
+        for (t, (name, _)) in tensors.iter_mut().zip(shapes) {
+            t.name = name;
+        }
+        Ok(tensors)
     }
 
     /// Where the trainer wrote the float generator's ONNX model ([`GENERATOR_ONNX`]).

@@ -16,10 +16,7 @@ pub fn sample_grid(
 ) -> Result<(), CheckpointError> {
     let n = images.len() / (SIDE * SIDE);
     if n == 0 || cols == 0 {
-        return Err(CheckpointError::Io {
-            path: path.into(),
-            source: std::io::Error::other("no images to draw"),
-        });
+        return Err(CheckpointError::NoImages { path: path.into() });
     }
     let rows = n.div_ceil(cols);
     let cell = SIDE * scale + 2;

@@ -5,9 +5,11 @@
 //! ([`load`], [`fold`]), calibrate and quantize weights and activations ([`quantize`]; int4
 //! rows by error-compensating rounding, [`gptq`]), write the blob that `firmware::format`
 //! specifies ([`blob`]; the firmware's own validator proves no accumulator can overflow), and
-//! verify the integer engine against the float model in tract ([`verify`]).
+//! verify the integer engine against the float model in tract ([`verify`]). [`board_samples`]
+//! draws images as a board's screen shows them, for evaluating what the board runs.
 
 pub mod blob;
+pub mod board_samples;
 pub mod float_model;
 pub mod fold;
 pub mod gptq;

@@ -8,6 +8,7 @@ use crate::quantize::{
 };
 use crate::verify::{self, Fidelity};
 use anyhow::{Result, bail};
+use checkpoint::{IMAGE_DIM, IMAGE_SIDE};
 use firmware::format::WeightKind;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -127,7 +128,7 @@ pub fn export(opts: &ExportOptions, labeler: Option<&mut Labeler>) -> Result<Rep
     );
     let kinds = choose_kinds(&model, &calib, opts.weights, opts.target.budget())?;
     let act_max = activation_max(&kinds, opts.weights == Weights::Fast);
-    let spec = quantize(&model, &calib, &kinds, &act_max, 28, 28)?.spec;
+    let spec = quantize(&model, &calib, &kinds, &act_max, IMAGE_SIDE, IMAGE_SIDE)?.spec;
     let blob = to_blob(&spec)?;
     if let Some(budget) = opts.target.budget().filter(|&b| blob.len() > b) {
         bail!(
@@ -151,7 +152,7 @@ pub fn export(opts: &ExportOptions, labeler: Option<&mut Labeler>) -> Result<Rep
     let fidelity = verify::compare(
         &float,
         &integer,
-        784,
+        IMAGE_DIM,
         labels.as_ref().map(|(a, b)| (a.as_slice(), b.as_slice())),
     )?;
     let sheet = side_by_side(&float, &integer, 10);
@@ -213,7 +214,10 @@ fn choose_kinds(
             loop {
                 let kinds = weight_kinds(model, &int4);
                 let act_max = activation_max(&kinds, false);
-                let size = to_blob(&quantize(model, calib, &kinds, &act_max, 28, 28)?.spec)?.len();
+                let size = to_blob(
+                    &quantize(model, calib, &kinds, &act_max, IMAGE_SIDE, IMAGE_SIDE)?.spec,
+                )?
+                .len();
                 if budget.is_none_or(|b| size <= b) || int4.len() == by_size.len() {
                     return Ok(kinds);
                 }
@@ -232,13 +236,13 @@ fn largest_first(model: &FloatGenerator) -> Vec<usize> {
 
 /// Rows of `cols` float samples, each followed by the same samples from the integer engine.
 fn side_by_side(float: &[f32], integer: &[u8], cols: usize) -> Vec<f32> {
-    let n = (float.len() / 784).min(2 * cols);
+    let n = (float.len() / IMAGE_DIM).min(2 * cols);
     let mut out = Vec::new();
     for start in (0..n).step_by(cols) {
         let end = (start + cols).min(n);
-        out.extend_from_slice(&float[start * 784..end * 784]);
+        out.extend_from_slice(&float[start * IMAGE_DIM..end * IMAGE_DIM]);
         out.extend(
-            integer[start * 784..end * 784]
+            integer[start * IMAGE_DIM..end * IMAGE_DIM]
                 .iter()
                 .map(|&g| g as f32 / 255.0),
         );

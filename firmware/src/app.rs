@@ -126,6 +126,23 @@ impl Digit {
     pub fn level(&self, x: usize, y: usize) -> u8 {
         ((self.grey(x, y) as u32 * 15 + 127) / 255) as u8
     }
+
+    /// The screen area the image covers: [`SCALE`] × [`SCALE`] points per pixel from
+    /// [`DIGIT_ORIGIN`].
+    pub fn area(&self) -> Rectangle {
+        Rectangle::new(
+            DIGIT_ORIGIN,
+            Size::new(self.width as u32 * SCALE, self.height as u32 * SCALE),
+        )
+    }
+
+    /// The colour the screen shows at point `p` of [`Digit::area`]: its pixel's level, shaded
+    /// at `p` (so a one-bit screen dithers by position).
+    pub fn shade_at<C: Shade>(&self, p: Point) -> C {
+        let x = ((p.x - DIGIT_ORIGIN.x) as u32 / SCALE) as usize;
+        let y = ((p.y - DIGIT_ORIGIN.y) as u32 / SCALE) as usize;
+        C::shade(self.level(x, y), p.x, p.y)
+    }
 }
 
 /// What one generation produced.
@@ -379,13 +396,8 @@ impl<'m, const W: usize> App<'m, W> {
         let mut s: heapless::String<24> = heapless::String::new();
         match &self.shown {
             Some(g) => {
-                let area = Rectangle::new(DIGIT_ORIGIN, Size::new(w * SCALE, h * SCALE));
-                let colours = area.points().map(|p| {
-                    let x = ((p.x - DIGIT_ORIGIN.x) as u32 / SCALE) as usize;
-                    let y = ((p.y - DIGIT_ORIGIN.y) as u32 / SCALE) as usize;
-                    C::shade(g.digit.level(x, y), p.x, p.y)
-                });
-                display.fill_contiguous(&area, colours)?;
+                let area = g.digit.area();
+                display.fill_contiguous(&area, area.points().map(|p| g.digit.shade_at(p)))?;
             }
             None => {
                 for (row, word) in ["press", "SELECT"].iter().enumerate() {

@@ -14,3 +14,22 @@ pub mod format;
 pub mod frame;
 pub mod gesture;
 pub mod noise;
+
+/// Defines the board's model blob, from the `model.bin` its build script wrote into `OUT_DIR`,
+/// and `pub fn blob() -> &'static [u8]` to reach it. The static is named `MCUGAN_MODEL_BLOB`
+/// (the boards table's `MODEL_SYMBOL`), so that the size check and the harness find the blob,
+/// and its exact length, in the ELF.
+#[macro_export]
+macro_rules! include_model {
+    () => {
+        const LEN: usize = include_bytes!(concat!(env!("OUT_DIR"), "/model.bin")).len();
+
+        static MCUGAN_MODEL_BLOB: [u8; LEN] =
+            *include_bytes!(concat!(env!("OUT_DIR"), "/model.bin"));
+
+        /// The blob's bytes; the app validates them before any use.
+        pub fn blob() -> &'static [u8] {
+            &MCUGAN_MODEL_BLOB
+        }
+    };
+}

@@ -125,8 +125,8 @@ pub fn model_blob(elf: &Path) -> Result<Vec<u8>> {
     let file = object::File::parse(&*data)?;
     let symbol = file
         .symbols()
-        .find(|s| s.name().is_ok_and(|n| n.contains("MCUGAN_MODEL_BLOB")))
-        .with_context(|| format!("no MCUGAN_MODEL_BLOB symbol in {}", elf.display()))?;
+        .find(|s| s.name().is_ok_and(|n| n.contains(boards::MODEL_SYMBOL)))
+        .with_context(|| format!("no {} symbol in {}", boards::MODEL_SYMBOL, elf.display()))?;
     let (addr, size) = (symbol.address(), symbol.size());
     for section in file.sections() {
         let start = section.address();
@@ -136,11 +136,12 @@ pub fn model_blob(elf: &Path) -> Result<Vec<u8>> {
             return bytes
                 .get(from..from + size as usize)
                 .map(<[u8]>::to_vec)
-                .context("MCUGAN_MODEL_BLOB runs past its section");
+                .context("the model blob runs past its section");
         }
     }
     bail!(
-        "MCUGAN_MODEL_BLOB at {addr:#x} is in no section of {}",
+        "{} at {addr:#x} is in no section of {}",
+        boards::MODEL_SYMBOL,
         elf.display()
     )
 }

@@ -1,5 +1,6 @@
 //! The QEMU stage of `cargo xtask demo`: boot the firmware, ask for each digit 0–9 in turn
-//! (RIGHT, then SELECT) and keep each screen with the firmware's figures for it.
+//! (RIGHT, then SELECT a few times, each a new seed) and keep each screen with the firmware's
+//! figures for it.
 
 use anyhow::{Context, Result, bail};
 use firmware::app::Button;
@@ -19,8 +20,13 @@ pub struct Capture {
     pub macs: u64,
 }
 
-/// Boots `elf` and captures digits 0–9 (the first RIGHT moves from "any" to 0).
-pub fn capture_digits(elf: &Path, options: Options) -> Result<(Qemu, Vec<Capture>)> {
+/// Boots `elf` and captures `per_digit` samples of each digit 0–9 (the first RIGHT moves from
+/// "any" to 0), digit by digit.
+pub fn capture_digits(
+    elf: &Path,
+    options: Options,
+    per_digit: usize,
+) -> Result<(Qemu, Vec<Capture>)> {
     let mut qemu = Qemu::boot(elf, options)?;
     if !qemu.log().last().is_some_and(|l| l.contains("model=ok")) {
         bail!("the firmware refused its model: {:?}", qemu.log().last());
@@ -28,24 +34,27 @@ pub fn capture_digits(elf: &Path, options: Options) -> Result<(Qemu, Vec<Capture
     let mut captures = Vec::new();
     for digit in 0..10u8 {
         qemu.press_and_wait(Button::Right)?;
-        let line = qemu.press_and_wait(Button::Select)?;
-        captures.push(Capture {
-            digit,
-            screen: qemu.capture()?,
-            gen_ticks: field(&line, "gen_ticks").context("gen_ticks")?,
-            macs: field(&line, "macs").context("macs")?,
-            line,
-        });
+        for _ in 0..per_digit {
+            let line = qemu.press_and_wait(Button::Select)?;
+            captures.push(Capture {
+                digit,
+                screen: qemu.capture()?,
+                gen_ticks: field(&line, "gen_ticks").context("gen_ticks")?,
+                macs: field(&line, "macs").context("macs")?,
+                line,
+            });
+        }
     }
     qemu.check_oled_errors()?;
     Ok((qemu, captures))
 }
 
-/// The ten screens in two rows of five, each pixel `scale`² with a 4-pixel gap, as a grey PNG.
-pub fn contact_sheet(captures: &[Capture], scale: u32, path: &Path) -> Result<()> {
+/// The screens in rows of `columns` (one row per digit when `columns` is the samples per
+/// digit), each pixel `scale`² with a 4-pixel gap, as a grey PNG.
+pub fn contact_sheet(captures: &[Capture], columns: usize, scale: u32, path: &Path) -> Result<()> {
     const GAP: u32 = 4;
     let (w, h) = (WIDTH as u32 * scale, HEIGHT as u32 * scale);
-    let columns = 5;
+    let columns = columns.max(1);
     let rows = captures.len().div_ceil(columns) as u32;
     let mut sheet = image::GrayImage::from_pixel(
         GAP + columns as u32 * (w + GAP),

@@ -248,18 +248,22 @@ fn a_panic_is_shown_on_the_screen_and_ends_the_run_with_a_failure() -> Result<()
 fn each_digit_in_turn_matches_the_host_and_makes_a_contact_sheet() -> Result<()> {
     let elf = board::default_elf()?;
     let blob = board::model_blob(&elf)?;
-    let (_qemu, captures) = demo::capture_digits(&elf, Options::default())?;
+    // Two samples per digit: RIGHT, then SELECT twice (two seeds of the sequence).
+    let (_qemu, captures) = demo::capture_digits(&elf, Options::default(), 2)?;
+    assert_eq!(captures.len(), 20);
     let mut host = HostApp::new(&blob);
-    for c in &captures {
-        host.press(Button::Right, 0);
+    for (i, c) in captures.iter().enumerate() {
+        if i % 2 == 0 {
+            host.press(Button::Right, 0);
+        }
         let us = field(&c.line, "us").context("us")? as u32;
         host.press(Button::Select, us);
         assert_eq!(host.app().shown().and_then(|g| g.class), Some(c.digit));
         assert_screen(&c.screen, &host.screen(), &format!("digit {}", c.digit));
     }
     let sheet = board::board_dir().join("target/e2e/digits.png");
-    demo::contact_sheet(&captures, 2, &sheet)?;
+    demo::contact_sheet(&captures, 2, 2, &sheet)?;
     let img = image::open(&sheet)?;
-    assert_eq!((img.width(), img.height()), (4 + 5 * 260, 4 + 2 * 132));
+    assert_eq!((img.width(), img.height()), (4 + 2 * 260, 4 + 10 * 132));
     Ok(())
 }

@@ -3,8 +3,8 @@
 //! State names: `c.layer{i}.{weight,bias}` (hidden), `c.out.{weight,bias}`, Adam moments and
 //! `c.adam_step`.
 
-use crate::gan::check_state;
 use crate::graph::{DType, GResult, Graph, Id};
+use crate::model::check_state;
 use crate::model::{
     NamedTensor, ParamSpec, declare, emit_adam, linear_specs, one_hot, optimizer_state_specs,
     read_state,
@@ -31,9 +31,9 @@ impl MlpConfig {
     /// 784 → 512 → 256 → 10 (ReLU), batch 128, Adam 1e-3.
     pub fn mnist() -> Self {
         MlpConfig {
-            input: 784,
+            input: checkpoint::IMAGE_DIM,
             hidden: vec![512, 256],
-            classes: 10,
+            classes: checkpoint::CLASSES,
             batch: 128,
             adam: Adam::new(1e-3, 0.9, 0.999),
             seed: 0,
@@ -86,7 +86,7 @@ pub fn train_step_graph(cfg: &MlpConfig, dtype: DType) -> GResult<Graph> {
     let t = g.input("onehot", &[b, cfg.classes as i64]);
     let (_, logits) = forward(&mut g, cfg, &p, x)?;
     let loss = softmax_cross_entropy(&mut g, logits, t)?;
-    emit_adam(&mut g, "c", &specs, &p, loss, &cfg.adam)?;
+    emit_adam(&mut g, "c", &specs, &p, loss, &cfg.adam, false)?;
     g.output("loss", loss)?;
     Ok(g)
 }

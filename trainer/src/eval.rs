@@ -11,7 +11,7 @@ use crate::metrics::{
 };
 use crate::runtime::Device;
 use anyhow::{Context, Result, bail};
-use checkpoint::{Checkpoint, Tensor};
+use checkpoint::{CLASSES, Checkpoint};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -96,15 +96,7 @@ pub fn classifier(
         );
     }
     let mut ck = Checkpoint::default();
-    for t in clf.state()? {
-        ck.tensors.insert(
-            t.name,
-            Tensor {
-                shape: t.shape,
-                data: t.data,
-            },
-        );
-    }
+    ck.insert_all(clf.state()?);
     ck.metadata.insert("test_accuracy".into(), acc.to_string());
     checkpoint::save(cache, &ck)?;
     Ok(Scorer {
@@ -203,6 +195,10 @@ pub struct Scores {
     pub classifier_test_accuracy: f64,
 }
 
+/// A source of samples to score: for sample indices `start..start + n`, the images `[n, 784]`
+/// in [0, 1] and the class each was asked for (empty when unconditional).
+pub type Sampler<'a> = dyn FnMut(usize, usize) -> Result<(Vec<f32>, Vec<u8>)> + 'a;
+
 /// Scores `gan`'s generator on `n` samples drawn from `seed` (classes in turn when conditional).
 pub fn score(
     gan: &mut GanTrainer,
@@ -213,19 +209,44 @@ pub fn score(
 ) -> Result<Scores> {
     let cfg = gan.config().clone();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut sample = |start: usize, m: usize| -> Result<(Vec<f32>, Vec<u8>)> {
+        let z: Vec<f32> = (0..m * cfg.z_dim)
+            .map(|_| StandardNormal.sample(&mut rng))
+            .collect();
+        let labels: Vec<u8> = match cfg.classes {
+            Some(k) => (start..start + m).map(|i| (i % k) as u8).collect(),
+            None => Vec::new(),
+        };
+        let images = gan.generate(&z, &labels).context("generating samples")?;
+        Ok((images, labels))
+    };
+    score_samples(&mut sample, cfg.classes, scorer, real, n)
+}
+
+/// Scores `n` samples from `sample`, which asks for `classes` classes when conditional.
+pub fn score_samples(
+    sample: &mut Sampler,
+    classes: Option<usize>,
+    scorer: &mut Scorer,
+    real: &RealStats,
+    n: usize,
+) -> Result<Scores> {
+    if n < 2 {
+        bail!("scoring needs at least 2 samples (a covariance), not {n}");
+    }
     let (mut feats, mut probs, mut preds, mut intended) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut done = 0;
     while done < n {
         let m = CHUNK.min(n - done);
-        let z: Vec<f32> = (0..m * cfg.z_dim)
-            .map(|_| StandardNormal.sample(&mut rng))
-            .collect();
-        let labels: Vec<u8> = match cfg.classes {
-            Some(k) => (done..done + m).map(|i| (i % k) as u8).collect(),
-            None => Vec::new(),
-        };
-        let imgs = gan.generate(&z, &labels).context("generating samples")?;
+        let (imgs, labels) = sample(done, m)?;
+        if imgs.len() != m * PIXELS || labels.len() != if classes.is_some() { m } else { 0 } {
+            bail!(
+                "the sampler gave {} values and {} labels for {m} samples of {PIXELS} pixels",
+                imgs.len(),
+                labels.len()
+            );
+        }
         let (f, p, pr) = features_probs(&mut scorer.classifier, &imgs)?;
         feats.extend(f);
         probs.extend(p);
@@ -234,18 +255,15 @@ pub fn score(
         done += m;
     }
     let dim = scorer.classifier.config().feature_dim();
-    let per_class = cfg
-        .classes
-        .map(|k| per_class_accuracy(&intended, &preds, k));
+    let per_class = classes.map(|k| per_class_accuracy(&intended, &preds, k));
     Ok(Scores {
         samples: n,
         fid: frechet_distance(&Gaussian::fit(&feats, dim), &real.test),
         fid_real_vs_real: real.real_vs_real,
-        inception_score: inception_score(&probs, 10),
-        class_coverage: class_coverage(&preds, 10, 0.05),
-        class_histogram: class_histogram(&preds, 10),
-        mean_class_accuracy: cfg
-            .classes
+        inception_score: inception_score(&probs, CLASSES),
+        class_coverage: class_coverage(&preds, CLASSES, 0.05),
+        class_histogram: class_histogram(&preds, CLASSES),
+        mean_class_accuracy: classes
             .map(|_| preds.iter().zip(&intended).filter(|(p, i)| p == i).count() as f64 / n as f64),
         per_class_accuracy: per_class,
         classifier_test_accuracy: scorer.test_accuracy,
@@ -253,38 +271,76 @@ pub fn score(
 }
 
 impl Scores {
-    /// A table for the terminal.
-    pub fn table(&self) -> String {
-        let mut s = String::new();
-        let mut row = |k: &str, v: String| s.push_str(&format!("  {k:<28} {v}\n"));
-        row("samples", self.samples.to_string());
-        row("Fréchet distance", format!("{:.3}", self.fid));
-        row(
-            "  real vs real (train/test)",
-            format!("{:.3}", self.fid_real_vs_real),
-        );
-        row(
-            "inception score",
-            format!("{:.3} (of 10)", self.inception_score),
-        );
-        row(
-            "class coverage (≥5% each)",
-            format!("{:.0}%", self.class_coverage * 100.0),
-        );
-        row("class histogram", format!("{:?}", self.class_histogram));
-        if let (Some(acc), Some(per)) = (self.mean_class_accuracy, &self.per_class_accuracy) {
-            row("intended class recognised", format!("{:.2}%", acc * 100.0));
+    /// The class the generator draws worst, with its accuracy (conditional generators only).
+    pub fn worst_class(&self) -> Option<(usize, f64)> {
+        let per = self.per_class_accuracy.as_ref()?;
+        per.iter()
+            .copied()
+            .enumerate()
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
+    fn rows(&self) -> Vec<(&'static str, String)> {
+        let mut rows = vec![
+            ("samples", self.samples.to_string()),
+            ("Fréchet distance", format!("{:.3}", self.fid)),
+            (
+                "  real vs real (train/test)",
+                format!("{:.3}", self.fid_real_vs_real),
+            ),
+            (
+                "inception score",
+                format!("{:.3} (of 10)", self.inception_score),
+            ),
+            (
+                "class coverage (≥5% each)",
+                format!("{:.0}%", self.class_coverage * 100.0),
+            ),
+            ("class histogram", format!("{:?}", self.class_histogram)),
+        ];
+        if let (Some(acc), Some(per), Some((worst, w))) = (
+            self.mean_class_accuracy,
+            &self.per_class_accuracy,
+            self.worst_class(),
+        ) {
+            rows.push(("intended class recognised", format!("{:.2}%", acc * 100.0)));
+            rows.push(("  worst class", format!("{worst}: {:.1}%", w * 100.0)));
             let per: Vec<String> = per
                 .iter()
                 .enumerate()
                 .map(|(c, a)| format!("{c}:{:.1}", a * 100.0))
                 .collect();
-            row("  per class (%)", per.join(" "));
+            rows.push(("  per class (%)", per.join(" ")));
         }
-        row(
+        rows.push((
             "classifier test accuracy",
             format!("{:.2}%", self.classifier_test_accuracy * 100.0),
-        );
+        ));
+        rows
+    }
+
+    /// A table for the terminal.
+    pub fn table(&self) -> String {
+        self.rows()
+            .into_iter()
+            .map(|(k, v)| format!("  {k:<28} {v}\n"))
+            .collect()
+    }
+
+    /// Two evaluations side by side (e.g. the board's and the float model's), each column
+    /// under its title; values too long for a column get a line each.
+    pub fn beside(&self, title: &str, other: &Scores, other_title: &str) -> String {
+        const COLUMN: usize = 24;
+        let (a, b) = (self.rows(), other.rows());
+        let mut s = format!("  {:<28} {title:<COLUMN$}   {other_title}\n", "");
+        for ((k, v), (_, w)) in a.into_iter().zip(b) {
+            if v.chars().count() <= COLUMN && w.chars().count() <= COLUMN {
+                s.push_str(&format!("  {k:<28} {v:<COLUMN$}   {w}\n"));
+            } else {
+                s.push_str(&format!("  {k:<28} {title}: {v}\n"));
+                s.push_str(&format!("  {:<28} {other_title}: {w}\n", ""));
+            }
+        }
         s
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::graph::{GResult, Graph, Id};
 use crate::optim::{Adam, AdamSlot, adam_step};
-use crate::runtime::{Executor, NEXT, RResult};
+use crate::runtime::{Executor, NEXT, RResult, RuntimeError};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
@@ -132,8 +132,19 @@ pub fn declare(g: &mut Graph, specs: &[ParamSpec]) -> HashMap<String, Id> {
         .collect()
 }
 
+/// What an Adam update left in the graph: each trained parameter's new value by name, and
+/// the incremented step count.
+pub struct Updated {
+    pub params: HashMap<String, Id>,
+    pub step: Id,
+}
+
+/// The scalar input that scales a scheduled model's learning rate ([`emit_adam`]'s `scheduled`).
+pub const LR_SCALE: &str = "lr_scale";
+
 /// Differentiates `loss` with respect to the trainable `specs` and emits their Adam update,
-/// writing `next.` outputs for parameters, moments and the step counter.
+/// writing `next.` outputs for parameters, moments and the step counter. When `scheduled`,
+/// the learning rate is multiplied by the scalar input [`LR_SCALE`], fed at each step.
 pub fn emit_adam(
     g: &mut Graph,
     model: &str,
@@ -141,7 +152,8 @@ pub fn emit_adam(
     ids: &HashMap<String, Id>,
     loss: Id,
     adam: &Adam,
-) -> GResult<()> {
+    scheduled: bool,
+) -> GResult<Updated> {
     let trainable: Vec<&ParamSpec> = specs.iter().filter(|s| s.trainable).collect();
     let wrt: Vec<Id> = trainable.iter().map(|s| ids[&s.name]).collect();
     let grads = crate::autodiff::gradients(g, loss, &wrt)?;
@@ -157,14 +169,17 @@ pub fn emit_adam(
             grad,
         });
     }
-    let (updates, t) = adam_step(g, adam, step, &slots)?;
+    let scale = scheduled.then(|| g.input(LR_SCALE, &[]));
+    let (updates, t) = adam_step(g, adam, step, scale, &slots)?;
+    let mut params = HashMap::new();
     for (s, u) in trainable.iter().zip(updates) {
         g.output(&format!("{NEXT}{}", s.name), u.param)?;
         g.output(&format!("{NEXT}{}", adam_m(&s.name)), u.m)?;
         g.output(&format!("{NEXT}{}", adam_v(&s.name)), u.v)?;
+        params.insert(s.name.clone(), u.param);
     }
     g.output(&format!("{NEXT}{}", adam_step_name(model)), t)?;
-    Ok(())
+    Ok(Updated { params, step: t })
 }
 
 /// Rows of one-hot vectors for `labels`, `classes` wide.
@@ -191,4 +206,34 @@ pub fn read_state(exec: &dyn Executor, specs: Vec<ParamSpec>) -> RResult<Vec<Nam
             })
         })
         .collect()
+}
+/// Checks that `tensors` holds exactly the tensors of `specs`, with their shapes and sizes.
+pub fn check_state(specs: &[ParamSpec], tensors: &[NamedTensor]) -> RResult<()> {
+    for s in specs {
+        let Some(t) = tensors.iter().find(|t| t.name == s.name) else {
+            return Err(RuntimeError::Usage(format!(
+                "state tensor `{}` is missing",
+                s.name
+            )));
+        };
+        if t.shape != s.shape || t.data.len() != s.len().max(1) {
+            return Err(RuntimeError::Usage(format!(
+                "state tensor `{}` has shape {:?} ({} values), the model needs {:?}",
+                s.name,
+                t.shape,
+                t.data.len(),
+                s.shape
+            )));
+        }
+    }
+    if let Some(t) = tensors
+        .iter()
+        .find(|t| !specs.iter().any(|s| s.name == t.name))
+    {
+        return Err(RuntimeError::Usage(format!(
+            "state tensor `{}` does not belong to this model",
+            t.name
+        )));
+    }
+    Ok(())
 }

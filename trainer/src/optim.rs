@@ -39,7 +39,9 @@ pub struct AdamUpdate {
 }
 
 /// Emits one Adam step for every slot. `step` is the count of steps taken so far (a scalar);
-/// returns the updates and the incremented count.
+/// `lr_scale`, when given, a scalar input multiplying the learning rate (a schedule set from
+/// the host at each step; it must stay positive). Returns the updates and the incremented
+/// count.
 ///
 /// `m' = β₁m + (1−β₁)g`, `v' = β₂v + (1−β₂)g²`,
 /// `p' = p − lr/(1−β₁ᵗ) · m' / (√v'/√(1−β₂ᵗ) + ε)` with `t` the incremented count.
@@ -47,6 +49,7 @@ pub fn adam_step(
     g: &mut Graph,
     cfg: &Adam,
     step: Id,
+    lr_scale: Option<Id>,
     slots: &[AdamSlot],
 ) -> GResult<(Vec<AdamUpdate>, Id)> {
     let t = g.add_scalar(step, 1.0)?;
@@ -60,6 +63,10 @@ pub fn adam_step(
     let bc2_sqrt = g.sqrt(bc2);
     // p' = p − m' / denom' with denom' = (√v'/√bc2 + ε)·bc1/lr = √v'·k1 + k2.
     let lr = g.scalar(cfg.lr);
+    let lr = match lr_scale {
+        Some(scale) => g.mul(lr, scale)?,
+        None => lr,
+    };
     let bc1_lr = g.div(bc1, lr)?;
     let k1 = g.div(bc1_lr, bc2_sqrt)?;
     let k2 = g.mul_scalar(bc1_lr, cfg.eps)?;

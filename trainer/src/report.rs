@@ -61,7 +61,12 @@ pub fn line_plot(title: &str, x_label: &str, series: &[Series], path: &Path) -> 
         let mut chart = builder.build_cartesian_2d(x0..x1.max(x0 + 1.0), (y0 - pad)..(y1 + pad))?;
         // The mesh's tick labels need a font even with the axes hidden: no font, no mesh.
         if text {
-            chart.configure_mesh().x_desc(x_label).draw()?;
+            // Steps and epochs are counts: whole numbers on the axis.
+            chart
+                .configure_mesh()
+                .x_desc(x_label)
+                .x_label_formatter(&|x| format!("{}", x.round() as i64))
+                .draw()?;
         }
         const COLORS: [RGBColor; 6] = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
         for (s, color) in series.iter().zip(COLORS.iter().cycle()) {

@@ -28,7 +28,7 @@ fn problem(adam: &Adam) -> Graph {
     let dw = g.mul(w, d).unwrap();
     let s = g.add(cw, dw).unwrap();
     let loss = g.reduce_sum(s, &[0, 1], false);
-    emit_adam(&mut g, "m", &specs, &p, loss, adam).unwrap();
+    emit_adam(&mut g, "m", &specs, &p, loss, adam, false).unwrap();
     g.output("loss", loss).unwrap();
     g
 }

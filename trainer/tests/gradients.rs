@@ -439,6 +439,7 @@ fn small_gan(conditional: bool) -> GanConfig {
         g_adam: Adam::new(1e-3, 0.9, 0.999),
         d_adam: Adam::new(1e-3, 0.9, 0.999),
         leaky_slope: 0.2,
+        ema: 0.0,
         seed: 3,
     }
 }

@@ -11,6 +11,10 @@ use trainer::train::{Options, Stop, TrainError, train};
 
 fn small(epochs: u64) -> RunConfig {
     let mut cfg = RunConfig::preset(Preset::Lm3s6965);
+    assert!(
+        cfg.lr_decay.is_some() && cfg.ema > 0.0,
+        "the tests run the preset's schedule"
+    );
     cfg.g_widths = vec![16, 32];
     cfg.d_widths = vec![64, 32];
     cfg.z_dim = 8;
@@ -39,8 +43,18 @@ fn resume_equals_uninterrupted_to_the_bit() {
     let whole = train(&small(3), &opts(a.path(), false), None).unwrap();
     assert_eq!(whole.stop, Stop::Epochs);
     assert_eq!(whole.steps, 30);
-    let first = train(&small(1), &opts(b.path(), false), None).unwrap();
-    assert_eq!(first.steps, 10);
+    // Interrupted after its first epoch (the stop flag set at that epoch's evaluation point),
+    // as Ctrl-C would: the same configuration, so the same learning-rate schedule, resumed.
+    let mut cfg = small(3);
+    cfg.eval_every = 1;
+    let o = opts(b.path(), false);
+    let flag = o.stop.clone();
+    let mut stop_now = |_: &mut trainer::GanTrainer| {
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(serde_json::Value::Null)
+    };
+    let first = train(&cfg, &o, Some(&mut stop_now)).unwrap();
+    assert_eq!((first.stop, first.steps), (Stop::Interrupted, 10));
     let rest = train(&small(3), &opts(b.path(), true), None).unwrap();
     assert_eq!(rest.steps, 30);
     let bits = |h: &[[f32; 5]]| h.iter().flatten().map(|v| v.to_bits()).collect::<Vec<_>>();
@@ -49,6 +63,13 @@ fn resume_equals_uninterrupted_to_the_bit() {
         bits(&whole.history),
         "losses differ after resuming"
     );
+    // The generator's moving average (what export reads) survives the resume exactly too.
+    let averaged = |dir: &Path| {
+        let run = checkpoint::Run::open(dir).unwrap();
+        assert!(run.config.ema > 0.0, "the preset keeps an average");
+        run.generator_tensors().unwrap()
+    };
+    assert_eq!(averaged(b.path()), averaged(a.path()));
 }
 
 #[test]
@@ -170,9 +191,22 @@ fn divergence_stops_the_run_and_keeps_the_last_good_checkpoint() {
         Some(TrainError::Diverged { step, .. }) => assert!((11..=20).contains(step), "step {step}"),
         _ => panic!("expected divergence, got {err:#}"),
     }
+    assert!(
+        err.to_string().contains("the last good checkpoint in"),
+        "{err}"
+    );
     assert_eq!(
         std::fs::read(&ck).unwrap(),
         good,
         "the last good checkpoint was replaced"
     );
+
+    // Diverging before any checkpoint says there is none, and leaves none.
+    let fresh = tempfile::tempdir().unwrap();
+    let err = train(&wild, &opts(fresh.path(), false), None).unwrap_err();
+    assert!(
+        err.to_string().contains("there is none") && !err.to_string().contains("is kept"),
+        "{err}"
+    );
+    assert!(!fresh.path().join(checkpoint::TENSORS_FILE).exists());
 }

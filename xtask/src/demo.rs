@@ -7,7 +7,7 @@ use harness::board::{Variant, elf_for};
 use harness::demo::{capture_digits, contact_sheet};
 use harness::qemu::{BOARD_HZ, INSTRUCTIONS_PER_TICK, Options};
 use serde_json::{Value, json};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::board;
@@ -46,6 +46,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut stages = Stages(Vec::new());
     stages.time("set-up", crate::setup::run)?;
+    // Built in the open: on a fresh machine this takes minutes, with cargo's progress shown.
+    let tool = stages.time("build the mcugan tool (release)", || build_mcugan(&root))?;
 
     let (model, report) = if args.committed {
         let dir = root.join(crate::DEFAULT_MODEL_DIR);
@@ -70,7 +72,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         let minutes = args.minutes.to_string();
         stages.time("train (lm3s6965 preset)", || {
             mcugan(
-                &root,
+                &tool,
                 &[
                     "train",
                     "--out",
@@ -85,7 +87,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         let model = out.join("model.bin");
         stages.time("export (checked against float)", || {
             mcugan(
-                &root,
+                &tool,
                 &[
                     "export",
                     "--checkpoint",
@@ -114,17 +116,35 @@ pub fn run(args: DemoArgs) -> Result<()> {
         println!("    {line}");
     }
 
-    let captures = stages.time("boot in QEMU, SELECT for each digit 0-9", || {
+    let captures = stages.time("boot in QEMU, 4 SELECTs for each digit 0-9", || {
         let options = Options {
             icount_shift: Some(0),
             timeout: Duration::from_secs(120),
             ..Options::default()
         };
-        let (_qemu, captures) = capture_digits(&elf, options)?;
+        let (_qemu, captures) = capture_digits(&elf, options, SAMPLES_PER_DIGIT)?;
         Ok(captures)
     })?;
     let sheet = out.join("board.png");
-    contact_sheet(&captures, 2, &sheet)?;
+    contact_sheet(&captures, SAMPLES_PER_DIGIT, 2, &sheet)?;
+
+    // What the board shows, scored: the blob's own evaluation (with the float model's beside
+    // it when this demo trained one).
+    let board_eval = out.join("board-eval.json");
+    stages.time("evaluate the model as the board shows it", || {
+        let mut a = vec![
+            "eval",
+            "--model",
+            path(&model)?,
+            "--json",
+            path(&board_eval)?,
+        ];
+        let run = out.join("run");
+        if !args.committed {
+            a.extend(["--checkpoint", path(&run)?]);
+        }
+        mcugan(&tool, &a)
+    })?;
 
     let ticks: u64 = captures.iter().map(|c| c.gen_ticks).sum::<u64>() / captures.len() as u64;
     let macs = captures[0].macs;
@@ -145,7 +165,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
         "macs_per_digit": macs,
         "instructions_per_mac": instructions as f64 / macs as f64,
         "ms_per_digit_at_50mhz": instructions as f64 / BOARD_HZ * 1e3,
-        "quality": read(&out.join("eval.json")),
+        "board_quality": read(&board_eval),
+        "float_quality": read(&out.join("eval.json")),
         "export": read(&report),
     });
     std::fs::write(
@@ -169,18 +190,37 @@ pub fn run(args: DemoArgs) -> Result<()> {
         instructions as f64 / BOARD_HZ * 1e3
     );
     util::step(&format!(
-        "demo done: the board's screens are in {}, with samples.png, losses.png, \
-         float-vs-fixed.png, export-report.json and summary.json beside it",
+        "demo done: the board's screens ({SAMPLES_PER_DIGIT} per digit) are in {}, with \
+         samples.png, losses.png, float-vs-fixed.png, export-report.json, board-eval.json and \
+         summary.json beside it",
         sheet.display()
     ));
     Ok(())
 }
 
-/// Runs the `mcugan` CLI (release build) from the workspace root.
-fn mcugan(root: &Path, args: &[&str]) -> Result<()> {
+/// Samples of each digit the board is asked for (RIGHT, then SELECT this many times).
+const SAMPLES_PER_DIGIT: usize = 4;
+
+/// Builds the `mcugan` CLI (release) with cargo's progress on the terminal; returns its path.
+fn build_mcugan(root: &Path) -> Result<PathBuf> {
+    util::cargo(root, &["build", "--release", "--bin", "mcugan"])?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|dir| root.join(dir))
+        .unwrap_or_else(|| root.join("target"));
+    let tool = target
+        .join("release")
+        .join(format!("mcugan{}", std::env::consts::EXE_SUFFIX));
+    if !tool.is_file() {
+        bail!("cargo built the tool, but {} is not there", tool.display());
+    }
+    Ok(tool)
+}
+
+/// Runs the `mcugan` CLI built by [`build_mcugan`] from the workspace root.
+fn mcugan(tool: &Path, args: &[&str]) -> Result<()> {
     util::run(
-        util::cargo_command(root)
-            .args(["run", "--release", "--quiet", "--bin", "mcugan", "--"])
+        std::process::Command::new(tool)
+            .current_dir(crate::root())
             .args(args),
     )
 }

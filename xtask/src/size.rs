@@ -55,7 +55,7 @@ impl Footprint {
         }
         fp.model = file
             .symbols()
-            .filter(|s| s.name().is_ok_and(|n| n.contains("MCUGAN_MODEL_BLOB")))
+            .filter(|s| s.name().is_ok_and(|n| n.contains(boards::MODEL_SYMBOL)))
             .map(|s| s.size())
             .sum();
         Ok(fp)

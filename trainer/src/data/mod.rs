@@ -56,7 +56,7 @@ pub enum DataError {
         expected: u64,
         extra: u64,
     },
-    #[error("{path}: images are {rows}×{cols}, expected 28×28")]
+    #[error("{path}: images are {rows}×{cols}, expected {SIDE}×{SIDE}")]
     ImageSize {
         path: PathBuf,
         rows: usize,
@@ -99,12 +99,10 @@ impl Split {
     }
 }
 
-/// Side of an MNIST image.
-pub const SIDE: usize = 28;
-/// Pixels per image.
-pub const PIXELS: usize = SIDE * SIDE;
 /// Classes (digits, or Fashion-MNIST's garment kinds).
-pub const CLASSES: usize = 10;
+pub use checkpoint::CLASSES;
+/// Side and pixels of an MNIST image (the run folder's constants, under this module's names).
+pub use checkpoint::{IMAGE_DIM as PIXELS, IMAGE_SIDE as SIDE};
 
 /// A validated set of 28×28 u8 images with labels in 0..=9.
 #[derive(Clone, Debug)]

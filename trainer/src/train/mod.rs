@@ -1,21 +1,18 @@
 //! The training loop people run: epochs over seeded batches, a progress bar, sample grids and
-//! loss plots, checkpoints that resume exactly, a clean stop on Ctrl-C, and a hard stop with the
-//! last good checkpoint kept when the losses go to NaN or explode.
+//! loss plots (`reports`), checkpoints that resume exactly (`state`), a clean stop on Ctrl-C,
+//! and a hard stop with the last good checkpoint kept when the losses go to NaN or explode.
 
+mod reports;
 mod state;
 
 pub use state::state_tensors;
 
 use crate::data::{Dataset, EpochOrder, PIXELS, Split, fill_batch};
 use crate::gan::{GanConfig, GanTrainer, generator_onnx};
-use crate::report::{self, Series};
 use crate::runtime::Device;
 use anyhow::{Context, Result, bail};
 use checkpoint::RunConfig;
-use indicatif::{ProgressBar, ProgressStyle};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
+use reports::{FixedNoise, progress_bar, update_bar, write_reports};
 use state::{save, start_or_resume};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -69,13 +66,20 @@ pub struct Summary {
 #[derive(Debug, Error)]
 pub enum TrainError {
     #[error(
-        "training diverged at step {step}: D loss {d_loss}, G loss {g_loss}; stopped, the last good checkpoint in {dir} is kept"
+        "training diverged at step {step}: D loss {d_loss}, G loss {g_loss}; stopped, {}",
+        if *.checkpoint_kept {
+            format!("the last good checkpoint in {} is kept", .dir.display())
+        } else {
+            "before its first checkpoint, so there is none (lower the learning rates)".to_string()
+        }
     )]
     Diverged {
         step: u64,
         d_loss: f32,
         g_loss: f32,
         dir: PathBuf,
+        /// Whether `dir` holds a checkpoint from before the divergence.
+        checkpoint_kept: bool,
     },
     #[error(
         "{dir}: the checkpoint was trained with {field} = {checkpoint}, but this run asks for {requested}; start a new run folder (--out) or drop the flag"
@@ -154,6 +158,8 @@ pub fn train(
                 break;
             }
             fill_batch(&data, idx, &mut pixels, &mut labels);
+            let fraction = run_fraction(cfg, &progress, batches_per_epoch, seconds(&progress));
+            gan.set_lr_scale(cfg.lr_scale(fraction) as f32)?;
             let l = gan.step(&pixels, &labels)?;
             let step = progress.history.len() as u64 + 1;
             let bad = |v: f32| !v.is_finite() || v.abs() > EXPLODED;
@@ -164,6 +170,7 @@ pub fn train(
                     d_loss: l.d_loss,
                     g_loss: l.g_loss,
                     dir: opts.out.clone(),
+                    checkpoint_kept: opts.out.join(checkpoint::TENSORS_FILE).exists(),
                 }
                 .into());
             }
@@ -247,126 +254,12 @@ pub fn train(
     })
 }
 
-fn progress_bar(
-    cfg: &RunConfig,
-    opts: &Options,
-    batches_per_epoch: u64,
-    p: &Progress,
-) -> ProgressBar {
-    if !opts.progress {
-        return ProgressBar::hidden();
-    }
-    // With an epoch count the bar counts steps; with only a time budget it counts seconds.
-    let (len, pos) = match (cfg.epochs, cfg.time_budget_s) {
-        (Some(e), _) => (e * batches_per_epoch, p.history.len() as u64),
-        (None, Some(b)) => (b.ceil() as u64, p.train_seconds as u64),
-        (None, None) => (0, 0),
-    };
-    let bar = ProgressBar::new(len).with_position(pos);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:30.cyan/blue} {percent:>3}% {elapsed_precise} ETA {eta} {msg}",
-        )
-        .expect("valid template"),
-    );
-    bar
-}
-
-fn update_bar(bar: &ProgressBar, cfg: &RunConfig, p: &Progress, seconds: f64, images_per_s: f64) {
-    let window = &p.history[p.history.len().saturating_sub(50)..];
-    let mean = |k: usize| window.iter().map(|h| h[k]).sum::<f32>() / window.len().max(1) as f32;
-    if cfg.epochs.is_some() {
-        bar.set_position(p.history.len() as u64);
-    } else {
-        bar.set_position(seconds as u64);
-    }
-    bar.set_message(format!(
-        "epoch {} step {} D {:.3} G {:.3} {:.0} img/s",
-        p.epoch + 1,
-        p.history.len(),
-        mean(1),
-        mean(2),
-        images_per_s
-    ));
-}
-
-/// Noise (and classes) fixed for the whole run, so sample grids are comparable over time:
-/// for a conditional model one row per class.
-struct FixedNoise {
-    z: Vec<f32>,
-    labels: Vec<u8>,
-    cols: usize,
-}
-
-impl FixedNoise {
-    fn new(cfg: &RunConfig) -> Self {
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5A3F_11E5);
-        let (n, cols) = (100, 10);
-        let z = (0..n * cfg.z_dim)
-            .map(|_| StandardNormal.sample(&mut rng))
-            .collect();
-        let labels = if cfg.conditional {
-            (0..n).map(|i| (i / cols) as u8).collect()
-        } else {
-            Vec::new()
-        };
-        FixedNoise { z, labels, cols }
-    }
-}
-
-fn write_reports(
-    cfg: &RunConfig,
-    opts: &Options,
-    gan: &mut GanTrainer,
-    fixed: &FixedNoise,
-    p: &Progress,
-    seconds: f64,
-    scores: Option<serde_json::Value>,
-) -> Result<()> {
-    let images = gan.generate(&fixed.z, &fixed.labels)?;
-    checkpoint::sheet::sample_grid(&images, fixed.cols, 2, &opts.out.join("samples.png"))?;
-    let smooth = |k: usize| -> Vec<(f64, f64)> {
-        let w = (p.history.len() / 300).max(1);
-        p.history
-            .chunks(w)
-            .map(|c| {
-                (
-                    c[c.len() - 1][0] as f64,
-                    c.iter().map(|h| h[k] as f64).sum::<f64>() / c.len() as f64,
-                )
-            })
-            .collect()
-    };
-    let (d, g) = (smooth(1), smooth(2));
-    report::line_plot(
-        &format!("{:?} GAN losses", cfg.preset),
-        "step",
-        &[
-            Series {
-                name: "discriminator",
-                points: &d,
-            },
-            Series {
-                name: "generator",
-                points: &g,
-            },
-        ],
-        &opts.out.join("losses.png"),
-    )?;
-    let window = &p.history[p.history.len().saturating_sub(100)..];
-    let mean =
-        |k: usize| window.iter().map(|h| h[k] as f64).sum::<f64>() / window.len().max(1) as f64;
-    report::append_jsonl(
-        &opts.out.join("metrics.jsonl"),
-        &serde_json::json!({
-            "epoch": p.epoch,
-            "step": p.history.len(),
-            "train_seconds": seconds,
-            "d_loss": mean(1),
-            "g_loss": mean(2),
-            "d_real": mean(3),
-            "d_fake": mean(4),
-            "eval": scores,
-        }),
-    )
+/// How far the run is toward its end, 0 to 1: the larger of its share of the epochs and of the
+/// time budget (0 when it has neither).
+fn run_fraction(cfg: &RunConfig, p: &Progress, batches_per_epoch: u64, seconds: f64) -> f64 {
+    let by_steps = cfg
+        .epochs
+        .map(|e| p.history.len() as f64 / (e * batches_per_epoch).max(1) as f64);
+    let by_time = cfg.time_budget_s.map(|b| seconds / b.max(1e-9));
+    by_steps.into_iter().chain(by_time).fold(0.0, f64::max)
 }

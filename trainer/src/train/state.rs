@@ -5,7 +5,7 @@
 use super::{Options, Progress, TrainError};
 use crate::gan::{GanConfig, GanTrainer};
 use anyhow::{Context, Result, bail};
-use checkpoint::{Checkpoint, NamedTensor, Run, RunConfig, Tensor, file::TENSORS_FILE};
+use checkpoint::{Checkpoint, NamedTensor, Run, RunConfig, file::TENSORS_FILE};
 
 /// Every state tensor (both models, optimiser moments, step counters) of a run, each checked
 /// against the shape its configuration gives it.
@@ -22,23 +22,12 @@ pub(super) fn save(
     train_seconds: f64,
 ) -> Result<()> {
     let mut ck = Checkpoint::default();
-    for t in gan.state()? {
-        ck.tensors.insert(
-            t.name,
-            Tensor {
-                shape: t.shape,
-                data: t.data,
-            },
-        );
-    }
-    let flat: Vec<f32> = p.history.iter().flatten().copied().collect();
-    ck.tensors.insert(
-        "run.history".into(),
-        Tensor {
-            shape: vec![p.history.len(), 5],
-            data: flat,
-        },
-    );
+    ck.insert_all(gan.state()?);
+    ck.insert_all([NamedTensor {
+        name: "run.history".into(),
+        shape: vec![p.history.len(), 5],
+        data: p.history.iter().flatten().copied().collect(),
+    }]);
     let (seed, stream, word_pos) = gan.rng_state();
     let meta = [
         ("config", serde_json::to_string_pretty(cfg)?),

@@ -17,8 +17,8 @@ pub const SAMPLE_MS: u32 = 4;
 /// Consecutive equal samples before a level counts (12 ms).
 const STABLE_SAMPLES: u8 = 3;
 
-const PINS_E: u32 = 0b1111;
-const PIN_F: u32 = 1 << 1;
+const PINS_E: u8 = 0b1111;
+const PIN_F: u8 = 1 << 1;
 
 pub struct Buttons {
     /// Debounced levels, bit i for `ALL[i]`, set = pressed.
@@ -77,8 +77,8 @@ impl Buttons {
 fn raw() -> u8 {
     let e = gpio::read(PORT_E, PINS_E);
     let f = gpio::read(PORT_F, PIN_F);
-    let mut pressed = (!e & PINS_E) as u8;
-    if f & PIN_F == 0 {
+    let mut pressed = (!e & PINS_E as u32) as u8;
+    if f & PIN_F as u32 == 0 {
         pressed |= 1 << 4;
     }
     pressed

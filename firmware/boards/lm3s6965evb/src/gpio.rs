@@ -1,6 +1,6 @@
 //! The few GPIO operations the board needs: clocking ports, push-pull outputs, pulled-up inputs.
 
-use crate::regs::{self, gpio::*, sysctl};
+use crate::regs::{self, Reg, gpio::*, sysctl};
 
 /// RCGC2 bits of the ports this board uses.
 pub const CLOCK_A: u32 = 1 << 0;
@@ -21,22 +21,22 @@ pub fn enable_ports(mask: u32) {
 /// One output pin. The level is written before the pin becomes an output, so it never glitches
 /// (PD0 low would select the SD card instead of the OLED).
 pub struct Output {
-    /// The DATA register address that masks every pin but this one.
-    data: u32,
+    /// The DATA register as seen through a mask of this pin alone.
+    data: Reg,
     bit: u32,
 }
 
 impl Output {
-    pub fn new(port: u32, pin: u32, high: bool) -> Self {
-        let bit = 1 << pin;
+    pub fn new(port: Port, pin: u8, high: bool) -> Self {
+        let bit = 1u8 << pin;
         let out = Output {
-            data: port + DATA + (bit << 2),
-            bit,
+            data: port.data(bit),
+            bit: bit as u32,
         };
         out.set(high);
-        regs::set_bits(port + DIR, bit);
-        regs::set_bits(port + DR8R, bit);
-        regs::set_bits(port + DEN, bit);
+        regs::set_bits(port.reg(DIR), bit as u32);
+        regs::set_bits(port.reg(DR8R), bit as u32);
+        regs::set_bits(port.reg(DEN), bit as u32);
         out
     }
 
@@ -47,15 +47,15 @@ impl Output {
 }
 
 /// Makes `pins` (a mask) of `port` digital inputs with pull-ups.
-pub fn input_pull_up(port: u32, pins: u32) {
-    let dir = regs::read(port + DIR);
-    regs::write(port + DIR, dir & !pins);
-    regs::set_bits(port + PUR, pins);
-    regs::set_bits(port + DEN, pins);
+pub fn input_pull_up(port: Port, pins: u8) {
+    let dir = regs::read(port.reg(DIR));
+    regs::write(port.reg(DIR), dir & !(pins as u32));
+    regs::set_bits(port.reg(PUR), pins as u32);
+    regs::set_bits(port.reg(DEN), pins as u32);
 }
 
 /// The levels of `pins` (a mask) of `port`, high bits set.
 #[inline]
-pub fn read(port: u32, pins: u32) -> u32 {
-    regs::read(port + DATA + (pins << 2)) & pins
+pub fn read(port: Port, pins: u8) -> u32 {
+    regs::read(port.data(pins)) & pins as u32
 }

@@ -1,43 +1,71 @@
 //! Memory-mapped register access: the only `unsafe` in the board crate.
 //!
-//! Every peripheral register of the LM3S6965 is reached through `read`/`write` at a fixed
-//! address below; the addresses come from the LM3S6965 datasheet.
+//! Every peripheral register of the LM3S6965 is a [`Reg`], which only this module can make (at
+//! the datasheet's addresses below, or a GPIO [`gpio::Port`]'s registers), so safe code
+//! elsewhere reads and writes device registers and cannot reach an arbitrary address.
+
+/// One 32-bit device register at a fixed address of this chip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reg(u32);
 
 /// System control (clock gating, clock configuration).
 pub mod sysctl {
-    pub const BASE: u32 = 0x400F_E000;
+    use super::Reg;
+    const BASE: u32 = 0x400F_E000;
     /// Run-mode clock configuration (SYSDIV sets the core clock).
-    pub const RCC: u32 = BASE + 0x060;
+    pub const RCC: Reg = Reg(BASE + 0x060);
     /// Run-mode clock gating 1: SSI0 is bit 4.
-    pub const RCGC1: u32 = BASE + 0x104;
+    pub const RCGC1: Reg = Reg(BASE + 0x104);
     /// Run-mode clock gating 2: GPIO ports A..G are bits 0..6.
-    pub const RCGC2: u32 = BASE + 0x108;
+    pub const RCGC2: Reg = Reg(BASE + 0x108);
 }
 
 /// GPIO ports (PL061 with Stellaris extensions), one base per port.
 pub mod gpio {
-    pub const PORT_A: u32 = 0x4000_4000;
-    pub const PORT_C: u32 = 0x4000_6000;
-    pub const PORT_D: u32 = 0x4000_7000;
-    pub const PORT_E: u32 = 0x4002_4000;
-    pub const PORT_F: u32 = 0x4002_5000;
-    /// Data: address bits 9:2 mask which pins a read or write touches.
-    pub const DATA: u32 = 0x000;
-    pub const DIR: u32 = 0x400;
-    pub const AFSEL: u32 = 0x420;
-    pub const DR8R: u32 = 0x508;
-    pub const PUR: u32 = 0x510;
-    pub const DEN: u32 = 0x51C;
+    use super::Reg;
+
+    /// One GPIO port's register block.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Port(u32);
+
+    pub const PORT_A: Port = Port(0x4000_4000);
+    pub const PORT_C: Port = Port(0x4000_6000);
+    pub const PORT_D: Port = Port(0x4000_7000);
+    pub const PORT_E: Port = Port(0x4002_4000);
+    pub const PORT_F: Port = Port(0x4002_5000);
+
+    /// A register of a port, by its offset in the block.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Offset(u32);
+
+    pub const DIR: Offset = Offset(0x400);
+    pub const AFSEL: Offset = Offset(0x420);
+    pub const DR8R: Offset = Offset(0x508);
+    pub const PUR: Offset = Offset(0x510);
+    pub const DEN: Offset = Offset(0x51C);
+
+    impl Port {
+        pub const fn reg(self, offset: Offset) -> Reg {
+            Reg(self.0 + offset.0)
+        }
+
+        /// The DATA register seen through the mask `pins` (address bits 9:2 select which pins
+        /// a read or write touches; the mask is 8 bits).
+        pub const fn data(self, pins: u8) -> Reg {
+            Reg(self.0 + ((pins as u32) << 2))
+        }
+    }
 }
 
 /// SSI0, an ARM PL022.
 pub mod ssi0 {
-    pub const BASE: u32 = 0x4000_8000;
-    pub const CR0: u32 = BASE;
-    pub const CR1: u32 = BASE + 0x004;
-    pub const DR: u32 = BASE + 0x008;
-    pub const SR: u32 = BASE + 0x00C;
-    pub const CPSR: u32 = BASE + 0x010;
+    use super::Reg;
+    const BASE: u32 = 0x4000_8000;
+    pub const CR0: Reg = Reg(BASE);
+    pub const CR1: Reg = Reg(BASE + 0x004);
+    pub const DR: Reg = Reg(BASE + 0x008);
+    pub const SR: Reg = Reg(BASE + 0x00C);
+    pub const CPSR: Reg = Reg(BASE + 0x010);
     /// Status: transmit FIFO not full.
     pub const SR_TNF: u32 = 1 << 1;
     /// Status: receive FIFO not empty.
@@ -49,31 +77,32 @@ pub mod ssi0 {
 /// SysTick's control and status register (the timer itself belongs to `cortex_m::SYST`; the
 /// panic handler polls this one without owning it).
 pub mod systick {
-    pub const CSR: u32 = 0xE000_E010;
+    use super::Reg;
+    pub const CSR: Reg = Reg(0xE000_E010);
     pub const CSR_ENABLE: u32 = 1 << 0;
     /// Set when the counter wrapped since the last read; reading clears it.
     pub const CSR_COUNTFLAG: u32 = 1 << 16;
 }
 
-/// Reads the 32-bit register at `addr`.
+/// Reads register `reg`.
 #[inline(always)]
-pub fn read(addr: u32) -> u32 {
-    // SAFETY: callers pass the addresses above, which are valid, aligned device registers or
-    // SRAM words on this chip; volatile access has no side effects Rust can observe.
-    unsafe { core::ptr::read_volatile(addr as *const u32) }
+pub fn read(reg: Reg) -> u32 {
+    // SAFETY: a `Reg` is only made in this module, at a valid, aligned device register of this
+    // chip; volatile access has no side effects Rust can observe.
+    unsafe { core::ptr::read_volatile(reg.0 as *const u32) }
 }
 
-/// Writes the 32-bit register at `addr`.
+/// Writes register `reg`.
 #[inline(always)]
-pub fn write(addr: u32, value: u32) {
-    // SAFETY: as for `read`; these registers hold no Rust-visible memory.
-    unsafe { core::ptr::write_volatile(addr as *mut u32, value) }
+pub fn write(reg: Reg, value: u32) {
+    // SAFETY: as for `read`; device registers hold no Rust-visible memory.
+    unsafe { core::ptr::write_volatile(reg.0 as *mut u32, value) }
 }
 
-/// Sets `bits` in the register at `addr` (read-modify-write).
+/// Sets `bits` in register `reg` (read-modify-write).
 #[inline(always)]
-pub fn set_bits(addr: u32, bits: u32) {
-    write(addr, read(addr) | bits);
+pub fn set_bits(reg: Reg, bits: u32) {
+    write(reg, read(reg) | bits);
 }
 
 /// The stack region cortex-m-rt leaves between the end of the statics and the top of RAM.
@@ -107,7 +136,9 @@ pub mod stack {
         let sp = cortex_m::register::msp::read();
         let mut addr = lo;
         while addr + 4 <= sp - guard {
-            super::write(addr, PAINT);
+            // SAFETY: `addr` is a word of the unused stack between the statics and the stack
+            // pointer (less a guard for this function's own frame), which no Rust value holds.
+            unsafe { core::ptr::write_volatile(addr as *mut u32, PAINT) };
             addr += 4;
         }
     }
@@ -117,7 +148,9 @@ pub mod stack {
     pub fn used() -> u32 {
         let (lo, hi) = bounds();
         let mut addr = lo;
-        while addr < hi && super::read(addr) == PAINT {
+        // SAFETY: reads words of RAM between the statics and the top of the stack, all
+        // mapped and aligned; volatile, so nothing is assumed about their contents.
+        while addr < hi && unsafe { core::ptr::read_volatile(addr as *const u32) } == PAINT {
             addr += 4;
         }
         hi - addr

@@ -19,10 +19,10 @@ impl Ssi0 {
         regs::set_bits(sysctl::RCGC1, 1 << 4);
         gpio::enable_ports(gpio::CLOCK_A);
         let pins = (1 << 2) | (1 << 3) | (1 << 5);
-        regs::set_bits(regs::gpio::PORT_A + regs::gpio::AFSEL, pins);
-        regs::set_bits(regs::gpio::PORT_A + regs::gpio::DR8R, pins);
-        regs::set_bits(regs::gpio::PORT_A + regs::gpio::PUR, pins);
-        regs::set_bits(regs::gpio::PORT_A + regs::gpio::DEN, pins);
+        use regs::gpio::{AFSEL, DEN, DR8R, PORT_A, PUR};
+        for offset in [AFSEL, DR8R, PUR, DEN] {
+            regs::set_bits(PORT_A.reg(offset), pins);
+        }
 
         regs::write(ssi0::CR1, 0); // disabled, master
         regs::write(ssi0::CPSR, CPSR);

@@ -1,12 +1,3 @@
-//! The model blob, built into flash (build.rs picks it: `MCUGAN_MODEL`, or the committed Pico
-//! model, or with the `lm3s6965-model` feature the LM3S6965's).
+//! The model blob, built into flash (build.rs picks the file; the app validates it before use).
 
-const LEN: usize = include_bytes!(concat!(env!("OUT_DIR"), "/model.bin")).len();
-
-/// Named so `cargo xtask size` can find the blob (and its exact length) in the ELF.
-static MCUGAN_MODEL_BLOB: [u8; LEN] = *include_bytes!(concat!(env!("OUT_DIR"), "/model.bin"));
-
-/// The blob's bytes; the app validates them before any use.
-pub fn blob() -> &'static [u8] {
-    &MCUGAN_MODEL_BLOB
-}
+firmware::include_model!();

@@ -4,7 +4,17 @@
 //! size-checks from it, and `mcugan export --target` reads the model budget from it.
 #![no_std]
 
+#[cfg(feature = "build")]
+extern crate std;
+
+#[cfg(feature = "build")]
+pub mod build;
+
 use core::ops::Range;
+
+/// The static that holds the model blob in every board's image (`firmware::include_model!`
+/// defines it): `cargo xtask size` and the harness find the blob in an ELF by this name.
+pub const MODEL_SYMBOL: &str = "MCUGAN_MODEL_BLOB";
 
 /// One board crate and the budgets its firmware must fit.
 #[derive(Debug, PartialEq, Eq)]
