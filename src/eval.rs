@@ -23,9 +23,10 @@ pub struct EvalArgs {
     /// pixel the share of its lit screen points), as on the Pico.
     #[arg(long, requires = "model")]
     mono: bool,
-    /// MNIST folder (the classifier's training data and the reference test images).
-    #[arg(long, default_value_os_t = crate::workspace_path("data/mnist"))]
-    data: PathBuf,
+    /// MNIST folder (the classifier's training data and the reference test images) [default:
+    /// data/mnist in the workspace, or MCUGAN_MNIST_DIR].
+    #[arg(long)]
+    data: Option<PathBuf>,
     /// Where the classifier and the float generator run: `cpu` or `cuda`.
     #[arg(long, default_value = "cpu")]
     device: Device,
@@ -38,6 +39,12 @@ pub struct EvalArgs {
     json: Option<PathBuf>,
 }
 
+/// Most samples an evaluation scores (their images and features are held in memory).
+const MAX_SAMPLES: usize = 100_000;
+
+/// Where the trained classifier is cached, inside the workspace.
+pub const CLASSIFIER_CACHE: &str = ".cache/classifier";
+
 /// The classifier and the real-data statistics, prepared once and reused at every evaluation.
 pub struct Evaluation {
     scorer: Scorer,
@@ -48,7 +55,7 @@ pub struct Evaluation {
 impl Evaluation {
     pub fn prepare(data: &Path, device: Device) -> Result<Self> {
         let (train, test) = eval::mnist(data)?;
-        let cache = crate::workspace_path(".cache/classifier");
+        let cache = crate::workspace_path(CLASSIFIER_CACHE, "the classifier cache")?;
         let mut scorer = eval::classifier(&cache, &train, &test, device, eval::MIN_ACCURACY, true)?;
         let real = eval::real_stats(&mut scorer, &train, &test)?;
         Ok(Evaluation {
@@ -83,9 +90,9 @@ impl Evaluation {
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
-    if args.samples < 2 {
+    if !(2..=MAX_SAMPLES).contains(&args.samples) {
         bail!(
-            "--samples {}: at least 2 samples are needed (a covariance)",
+            "--samples {}: must be 2 (a covariance needs two) to {MAX_SAMPLES}",
             args.samples
         );
     }
@@ -120,7 +127,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         }
         None => None,
     };
-    let mut eval = Evaluation::prepare(&args.data, args.device)?;
+    let mut eval = Evaluation::prepare(&crate::data_dir(args.data.as_deref())?, args.device)?;
     eval.samples = args.samples;
     let float = gan.as_mut().map(|g| eval.score(g)).transpose()?;
     if let Some(run) = &run {

@@ -32,9 +32,10 @@ enum Command {
     Export(export::ExportArgs),
     /// Summarise an MNIST-format data folder (counts per class), validating every file.
     Data {
-        /// Folder with the four IDX files (raw or gzipped).
-        #[arg(long, default_value = "data/mnist")]
-        dir: PathBuf,
+        /// Folder with the four IDX files (raw or gzipped) [default: data/mnist in the
+        /// workspace, or MCUGAN_MNIST_DIR].
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// Run the firmware's app on the host: a window (feature `window`), or headless to a PNG.
     Sim {
@@ -55,8 +56,8 @@ enum Command {
         /// --scale.
         #[arg(long, default_value = "screen.png")]
         out: PathBuf,
-        /// Pixel repetition of the PNG (QEMU's OLED screendump is 4).
-        #[arg(long, default_value_t = 1)]
+        /// Pixel repetition of the PNG, 1 to 16 (QEMU's OLED screendump is 4).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
         scale: u32,
         /// The one-bit screen of the SSD1306 boards (Pico): the digit in ordered dithering.
         #[arg(long)]
@@ -68,6 +69,9 @@ enum Command {
     },
 }
 
+/// The committed default model, inside the workspace: what `sim` runs without --model.
+const DEFAULT_MODEL: &str = "models/lm3s6965/model.bin";
+
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -77,7 +81,7 @@ fn main() -> Result<()> {
         Command::Train(args) => train::run(*args),
         Command::Eval(args) => eval::run(args),
         Command::Export(args) => export::run(args),
-        Command::Data { dir } => data_summary(&dir),
+        Command::Data { dir } => data_summary(&data_dir(dir.as_deref())?),
         Command::Sim {
             model,
             random_model,
@@ -91,7 +95,10 @@ fn main() -> Result<()> {
             let source = match (model, random_model) {
                 (Some(path), _) => sim::Source::File(path),
                 (None, Some(seed)) => sim::Source::Random(seed),
-                (None, None) => sim::Source::File(workspace_path("models/lm3s6965/model.bin")),
+                (None, None) => sim::Source::File(workspace_path(
+                    DEFAULT_MODEL,
+                    "the default model (or give --model)",
+                )?),
             };
             let blob = sim::load(&source)?;
             if headless {
@@ -134,8 +141,17 @@ fn data_summary(dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-/// A path inside the workspace this tool was built from: the default home of the data,
-/// the ONNX Runtime library and the cached classifier that `cargo xtask setup` provides.
-pub fn workspace_path(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+/// A path inside the workspace found at run time (see `checkpoint::workspace`): the default
+/// home of the caches and the committed models that `cargo xtask setup` and the repository
+/// provide. `needed` names the use, for the error when no workspace is found.
+pub fn workspace_path(rel: &str, needed: &str) -> Result<PathBuf> {
+    Ok(checkpoint::workspace::path(rel, needed)?)
+}
+
+/// `--data`, or the default MNIST folder when the flag is absent.
+pub fn data_dir(flag: Option<&std::path::Path>) -> Result<PathBuf> {
+    match flag {
+        Some(dir) => Ok(dir.to_path_buf()),
+        None => Ok(trainer::data::default_mnist_dir()?),
+    }
 }

@@ -18,9 +18,10 @@ pub struct TrainArgs {
     /// Run folder: checkpoint, config.json, samples.png, losses.png, metrics.jsonl, generator.onnx.
     #[arg(long, default_value = "runs/lm3s6965")]
     out: PathBuf,
-    /// MNIST-format folder (raw or gzipped IDX; Fashion-MNIST works too).
-    #[arg(long, default_value_os_t = crate::workspace_path("data/mnist"))]
-    data: PathBuf,
+    /// MNIST-format folder (raw or gzipped IDX; Fashion-MNIST works too) [default: data/mnist
+    /// in the workspace, or MCUGAN_MNIST_DIR].
+    #[arg(long)]
+    data: Option<PathBuf>,
     /// `cpu`, or `cuda` (falls back to the CPU with a message when CUDA is unavailable).
     #[arg(long, default_value = "cpu")]
     device: Device,
@@ -39,10 +40,10 @@ pub struct TrainArgs {
     #[arg(long)]
     conditioning: Option<Conditioning>,
     /// Weight of the auxiliary classification loss.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     aux_weight: Option<f64>,
     /// D's target for real images (e.g. 0.9 for one-sided label smoothing; 1 for none).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     real_target: Option<f64>,
     /// Generator hidden widths, comma-separated (e.g. 32,64,128,192).
     #[arg(long, value_delimiter = ',')]
@@ -51,23 +52,23 @@ pub struct TrainArgs {
     #[arg(long, value_delimiter = ',')]
     d_widths: Option<Vec<usize>>,
     /// Learning rate of both networks (see --lr-g, --lr-d).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f64>,
     /// The generator's learning rate (Adam), in (0, 1].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr_g: Option<f64>,
     /// The discriminator's learning rate (Adam), in (0, 1].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr_d: Option<f64>,
     /// Adam's first-moment decay for both models, in [0, 1).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     beta1: Option<f64>,
     /// Adam's second-moment decay for both models, in [0, 1).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     beta2: Option<f64>,
     /// Decay of the moving average of the generator's weights that samples, evaluation and
     /// export use (e.g. 0.999; 0 for none, the trained weights).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     ema: Option<f64>,
     /// From this fraction of the run on (0 to 1), both learning rates fall linearly to 1% at
     /// its end; `none` keeps them constant.
@@ -80,7 +81,7 @@ pub struct TrainArgs {
     #[arg(long)]
     epochs: Option<u64>,
     /// Stop after this many minutes of training.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     minutes: Option<f64>,
     /// Seeds the initial weights, the data order and the noise: the same seed, the same run.
     #[arg(long)]
@@ -151,6 +152,9 @@ impl TrainArgs {
 pub fn run(args: TrainArgs) -> Result<()> {
     let cfg = args.config()?;
     cfg.validate().map_err(anyhow::Error::msg)?;
+    let data = crate::data_dir(args.data.as_deref())?;
+    // Before the classifier is prepared (a minute when not cached), not only in the loop.
+    train::check_memory(&trainer::GanConfig::from_run(&cfg), args.device)?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     ctrlc::set_handler(move || {
@@ -162,7 +166,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     .context("cannot install the Ctrl-C handler")?;
     let opts = Options {
         out: args.out.clone(),
-        data_dir: args.data.clone(),
+        data_dir: data.clone(),
         device: args.device,
         resume: args.resume,
         progress: true,
@@ -208,7 +212,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let summary = if args.no_eval {
         train::train(&cfg, &opts, None)?
     } else {
-        let mut eval = crate::eval::Evaluation::prepare(&args.data, args.device)?;
+        let mut eval = crate::eval::Evaluation::prepare(&data, args.device)?;
         let mut f = |gan: &mut trainer::GanTrainer| eval.score_json(gan);
         train::train(&cfg, &opts, Some(&mut f))?
     };

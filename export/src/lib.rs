@@ -5,7 +5,8 @@
 //! ([`load`], [`fold`]), calibrate and quantize weights and activations ([`quantize`]; int4
 //! rows by error-compensating rounding, [`gptq`]), write the blob that `firmware::format`
 //! specifies ([`blob`]; the firmware's own validator proves no accumulator can overflow), and
-//! verify the integer engine against the float model in tract ([`verify`]). [`board_samples`]
+//! verify the integer engine against the float model in tract ([`verify`]). A generator trained
+//! elsewhere enters the same pipeline from its ONNX file ([`import`]). [`board_samples`]
 //! draws images as a board's screen shows them, for evaluating what the board runs.
 
 pub mod blob;
@@ -14,6 +15,7 @@ pub mod float_model;
 pub mod fold;
 pub mod gptq;
 pub mod host_engine;
+pub mod import;
 pub mod load;
 pub mod pipeline;
 pub mod quantize;

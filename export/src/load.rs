@@ -51,6 +51,7 @@ pub fn load_generator(dir: &Path) -> Result<(Run, FloatGenerator)> {
         latent: cfg.z_dim,
         classes: cfg.classes(),
         layers,
+        output: crate::float_model::Output::Sigmoid,
     };
     Ok((run, model))
 }

@@ -2,11 +2,12 @@
 //! then the verification every export runs, written as JSON and as a PNG.
 
 use crate::float_model::FloatGenerator;
+use crate::import::{ImportOptions, Imported, import_onnx};
 use crate::load::load_generator;
 use crate::quantize::{
     activation_max, calibrate, calibration_inputs, quantize, to_blob, weight_kinds,
 };
-use crate::verify::{self, Fidelity};
+use crate::verify::{self, Fidelity, Reference};
 use anyhow::{Result, bail};
 use checkpoint::{IMAGE_DIM, IMAGE_SIDE};
 use firmware::format::WeightKind;
@@ -87,8 +88,17 @@ impl std::str::FromStr for Target {
     }
 }
 
+/// Where the float generator comes from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A run folder written by `mcugan train`.
+    Checkpoint(PathBuf),
+    /// An ONNX generator trained elsewhere ([`crate::import`]).
+    Onnx(PathBuf, ImportOptions),
+}
+
 pub struct ExportOptions {
-    pub run: PathBuf,
+    pub source: Source,
     pub out: PathBuf,
     pub weights: Weights,
     pub target: Target,
@@ -100,6 +110,14 @@ pub struct ExportOptions {
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub model: PathBuf,
+    /// The run folder or ONNX file exported.
+    pub source: PathBuf,
+    /// For an ONNX file: the input layout, class encoding, output function and image size
+    /// recognised, and each layer with what was folded into it.
+    pub recognised: Option<Imported>,
+    /// For an ONNX file: the largest pixel difference (of 1) between the imported float
+    /// generator and the file run in tract; the check that the import read it right.
+    pub import_max_abs_error: Option<f64>,
     pub bytes: usize,
     pub budget: Option<usize>,
     pub weights: Weights,
@@ -113,22 +131,79 @@ pub struct Report {
 /// Labels images (`n × 784`, in [0, 1]) with the project's classifier.
 pub type Labeler<'a> = dyn FnMut(&[f32]) -> Result<Vec<u8>> + 'a;
 
+/// The largest pixel difference allowed between an imported generator and its file in tract.
+pub const IMPORT_TOLERANCE: f64 = 1e-3;
+
 pub fn export(opts: &ExportOptions, labeler: Option<&mut Labeler>) -> Result<Report> {
-    let (run, model) = load_generator(&opts.run)?;
-    let onnx = run.generator_onnx();
-    if !onnx.exists() {
-        bail!(
-            "{}: missing; `mcugan train` writes the float generator beside each checkpoint, and the export is checked against it",
-            onnx.display()
-        );
-    }
+    let (model, source, imported, onnx) = match &opts.source {
+        Source::Checkpoint(dir) => {
+            let (run, model) = load_generator(dir)?;
+            let onnx = run.generator_onnx();
+            if !onnx.exists() {
+                bail!(
+                    "{}: missing; `mcugan train` writes the float generator beside each checkpoint, and the export is checked against it",
+                    onnx.display()
+                );
+            }
+            (model, dir.clone(), None, onnx)
+        }
+        Source::Onnx(path, options) => {
+            let imported = import_onnx(path, options)?;
+            (
+                imported.generator.clone(),
+                path.clone(),
+                Some(imported),
+                path.clone(),
+            )
+        }
+    };
+    let (width, height) = imported
+        .as_ref()
+        .map_or((IMAGE_SIDE, IMAGE_SIDE), |i| (i.width, i.height));
+    let pixels = width * height;
+    let reference = match &imported {
+        Some(i) => Reference::Imported(&onnx, i),
+        None => Reference::Ours(&onnx),
+    };
+    // Before anything is written: the import must reproduce the file.
+    let (z, classes) = verify::check_inputs(&model, opts.samples, 0x5EED);
+    let float = verify::reference_images(reference, &model, &z, &classes)?;
+    let import_max_abs_error = match &imported {
+        Some(_) => {
+            let mut worst = 0f64;
+            for (k, class) in classes.iter().enumerate() {
+                let x = model.input(&z[k * model.latent..(k + 1) * model.latent], *class);
+                for (a, b) in model
+                    .image(&x)
+                    .iter()
+                    .zip(&float[k * pixels..(k + 1) * pixels])
+                {
+                    worst = worst.max((a - b).abs() as f64);
+                }
+            }
+            if worst > IMPORT_TOLERANCE {
+                bail!(
+                    "{}: the imported generator differs from the file run in tract by up to {worst:.4} of a pixel (tolerance {IMPORT_TOLERANCE}): the import misread the graph",
+                    onnx.display()
+                );
+            }
+            Some(worst)
+        }
+        None => None,
+    };
     let calib = calibrate(
         &model,
         &calibration_inputs(&model, opts.samples * 4, 0xCA11B),
     );
-    let kinds = choose_kinds(&model, &calib, opts.weights, opts.target.budget())?;
+    let kinds = choose_kinds(
+        &model,
+        &calib,
+        opts.weights,
+        opts.target.budget(),
+        (width, height),
+    )?;
     let act_max = activation_max(&kinds, opts.weights == Weights::Fast);
-    let spec = quantize(&model, &calib, &kinds, &act_max, IMAGE_SIDE, IMAGE_SIDE)?.spec;
+    let spec = quantize(&model, &calib, &kinds, &act_max, width, height)?.spec;
     let blob = to_blob(&spec)?;
     if let Some(budget) = opts.target.budget().filter(|&b| blob.len() > b) {
         bail!(
@@ -137,12 +212,10 @@ pub fn export(opts: &ExportOptions, labeler: Option<&mut Labeler>) -> Result<Rep
             opts.target
         );
     }
-    crate::write_file(&opts.out, &blob)?;
-
-    let (z, classes) = verify::check_inputs(&model, opts.samples, 0x5EED);
-    let float = verify::tract_images(&onnx, &model, &z, &classes)?;
     let integer = verify::integer_images(&blob, &model, &z, &classes)?;
-    let labels = match labeler {
+    crate::write_file(&opts.out, &blob)?;
+    // The classifier reads 28×28 digits.
+    let labels = match labeler.filter(|_| pixels == IMAGE_DIM) {
         Some(label) => {
             let as_float: Vec<f32> = integer.iter().map(|&g| g as f32 / 255.0).collect();
             Some((label(&float)?, label(&as_float)?))
@@ -152,19 +225,24 @@ pub fn export(opts: &ExportOptions, labeler: Option<&mut Labeler>) -> Result<Rep
     let fidelity = verify::compare(
         &float,
         &integer,
-        IMAGE_DIM,
+        pixels,
         labels.as_ref().map(|(a, b)| (a.as_slice(), b.as_slice())),
     )?;
-    let sheet = side_by_side(&float, &integer, 10);
     let dir = opts
         .out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    checkpoint::sheet::sample_grid(&sheet, 10, 3, &dir.join("float-vs-fixed.png"))?;
+    if pixels == IMAGE_DIM {
+        let sheet = side_by_side(&float, &integer, 10);
+        checkpoint::sheet::sample_grid(&sheet, 10, 3, &dir.join("float-vs-fixed.png"))?;
+    }
     let decoded = firmware::format::Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
     let report = Report {
         model: opts.out.clone(),
+        source,
+        recognised: imported,
+        import_max_abs_error,
         bytes: blob.len(),
         budget: opts.target.budget(),
         weights: opts.weights,
@@ -191,6 +269,7 @@ fn choose_kinds(
     calib: &crate::quantize::Calibration,
     weights: Weights,
     budget: Option<usize>,
+    (width, height): (usize, usize),
 ) -> Result<Vec<WeightKind>> {
     let all = |k| vec![k; model.layers.len()];
     match weights {
@@ -214,10 +293,8 @@ fn choose_kinds(
             loop {
                 let kinds = weight_kinds(model, &int4);
                 let act_max = activation_max(&kinds, false);
-                let size = to_blob(
-                    &quantize(model, calib, &kinds, &act_max, IMAGE_SIDE, IMAGE_SIDE)?.spec,
-                )?
-                .len();
+                let size =
+                    to_blob(&quantize(model, calib, &kinds, &act_max, width, height)?.spec)?.len();
                 if budget.is_none_or(|b| size <= b) || int4.len() == by_size.len() {
                     return Ok(kinds);
                 }

@@ -3,11 +3,11 @@
 //! The scheme (TFLite/CMSIS-NN conventions): weights symmetric per output channel (int8 in
 //! ±127, or int4 in ±7); the noise input int8 with scale 1/32 (±3.97σ, and the one-hot's 1.0 is
 //! exactly 32); ReLU outputs u8 with zero point 0 and a per-layer scale from calibration; the
-//! logits int8, mapped to grey by a 256-entry sigmoid table. Accumulators are i32 from an i32
+//! logits int8, mapped to grey by a 256-entry table of the output function. Accumulators are i32 from an i32
 //! bias, requantized with a Q31 multiplier and shift.
 
 use crate::blob::{BuildError, LayerSpec, ModelSpec, quantize_multiplier};
-use crate::float_model::{FloatGenerator, sigmoid};
+use crate::float_model::FloatGenerator;
 use crate::gptq;
 use firmware::format::{Storage, WeightKind};
 use nalgebra::DMatrix;
@@ -20,9 +20,6 @@ use thiserror::Error;
 pub const INPUT_SCALE: f64 = 1.0 / 32.0;
 /// The firmware draws noise as Q12 integers (value × 4096).
 const NOISE_Q: f64 = 4096.0;
-/// Logits beyond this saturate the sigmoid to within 1/255 of 0 or 1 (ln 255 ≈ 5.5): no
-/// need to spend int8 resolution past it.
-const MAX_LOGIT: f64 = 8.0;
 
 #[derive(Debug, Error, PartialEq)]
 pub enum QuantError {
@@ -216,7 +213,7 @@ pub fn quantize(
         }
         let is_last = k == last;
         let (out_scale, storage, clamp) = if is_last {
-            let range = (calib.max_abs[k] as f64).clamp(1e-3, MAX_LOGIT);
+            let range = (calib.max_abs[k] as f64).clamp(1e-3, model.output.saturation());
             (range / 127.0, Storage::I8, (-127i16, 127i16))
         } else {
             let levels = activation_max.get(k).copied().unwrap_or(u8::MAX);
@@ -245,7 +242,7 @@ pub fn quantize(
     let mut lut = [0u8; 256];
     for (byte, grey) in lut.iter_mut().enumerate() {
         let logit = (byte as u8 as i8) as f64 * out_scale;
-        *grey = (sigmoid(logit as f32) as f64 * 255.0).round() as u8;
+        *grey = (model.output.pixel(logit as f32) as f64 * 255.0).round() as u8;
     }
     let (noise_multiplier, noise_shift) = quantize_multiplier(1.0 / (NOISE_Q * INPUT_SCALE));
     Ok(Quantized {

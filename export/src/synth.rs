@@ -46,6 +46,7 @@ pub fn random_generator(
         latent,
         classes,
         layers,
+        output: crate::float_model::Output::Sigmoid,
     }
 }
 

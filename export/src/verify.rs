@@ -3,6 +3,7 @@
 //! project's MNIST classifier gives both images the same label.
 
 use crate::float_model::FloatGenerator;
+use crate::import::{self, Imported};
 use crate::quantize::{INPUT_SCALE, quantize_input};
 use anyhow::{Context, Result, anyhow};
 use firmware::engine::{Kernel, forward};
@@ -42,6 +43,80 @@ pub fn check_inputs(model: &FloatGenerator, n: usize, seed: u64) -> (Vec<f32>, V
         .map(|k| (model.classes > 0).then(|| k % model.classes))
         .collect();
     (z, classes)
+}
+
+/// The float model the integer engine is checked against: our `generator.onnx`, or a
+/// generator imported from elsewhere, fed in its own input layout.
+#[derive(Clone, Copy)]
+pub enum Reference<'a> {
+    Ours(&'a Path),
+    Imported(&'a Path, &'a Imported),
+}
+
+/// Runs the reference in tract on `n` inputs; pixels in [0, 1], `n × pixels`.
+pub fn reference_images(
+    reference: Reference<'_>,
+    model: &FloatGenerator,
+    z: &[f32],
+    classes: &[Option<usize>],
+) -> Result<Vec<f32>> {
+    match reference {
+        Reference::Ours(onnx) => tract_images(onnx, model, z, classes),
+        Reference::Imported(path, imported) => imported_images(path, imported, z, classes),
+    }
+}
+
+/// Runs an imported generator in tract, in batches of its fixed batch size when it has one.
+fn imported_images(
+    path: &Path,
+    imported: &Imported,
+    z: &[f32],
+    classes: &[Option<usize>],
+) -> Result<Vec<f32>> {
+    let latent = imported.generator.latent;
+    let n = classes.len();
+    let batch = imported.layout.batch.unwrap_or(n).max(1);
+    let fail = |e: TractError| anyhow!("{}: tract cannot run it: {e:#}", path.display());
+    // The file's own shapes name a symbolic batch; the facts set here fix it.
+    let mut model = tract_onnx::onnx()
+        .with_ignore_output_shapes(true)
+        .with_ignore_value_info(true)
+        .model_for_path(path)
+        .map_err(fail)?;
+    let probe = import::feed(imported, &z[..latent.min(z.len())], &classes[..1]).map_err(fail)?;
+    for (k, t) in probe.iter().enumerate() {
+        let mut shape: Vec<usize> = t.shape().to_vec();
+        shape[0] = batch;
+        model = model
+            .with_input_fact(k, InferenceFact::dt_shape(t.datum_type(), shape))
+            .map_err(fail)?;
+    }
+    let plan = model
+        .into_optimized()
+        .and_then(|m| m.into_runnable())
+        .map_err(fail)?;
+    let mut pixels = Vec::new();
+    for start in (0..n).step_by(batch) {
+        // A short last batch is padded by repeating its first sample, then cut.
+        let rows: Vec<usize> = (0..batch).map(|r| (start + r).min(n - 1)).collect();
+        let zb: Vec<f32> = rows
+            .iter()
+            .flat_map(|&r| z[r * latent..(r + 1) * latent].iter().copied())
+            .collect();
+        let cb: Vec<Option<usize>> = rows.iter().map(|&r| classes[r]).collect();
+        let out = plan
+            .run(import::feed(imported, &zb, &cb).map_err(fail)?)
+            .map_err(fail)?;
+        let view = out[0].to_plain_array_view::<f32>().map_err(fail)?;
+        let per = view.len() / batch;
+        let keep = (n - start).min(batch) * per;
+        pixels.extend(
+            view.iter()
+                .take(keep)
+                .map(|&v| imported.output.pixel_of_output(v)),
+        );
+    }
+    Ok(pixels)
 }
 
 /// Runs `generator.onnx` in tract on `n` inputs; pixels in [0, 1], `n × 784`.

@@ -131,7 +131,7 @@ fn a_blob_scores_like_the_float_generator_it_was_exported_from() {
     let blob_path = dir.path().join("model.bin");
     export::pipeline::export(
         &export::pipeline::ExportOptions {
-            run: run.clone(),
+            source: export::pipeline::Source::Checkpoint(run.clone()),
             out: blob_path.clone(),
             weights: export::pipeline::Weights::Int8,
             target: export::pipeline::Target::None,

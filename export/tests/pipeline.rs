@@ -35,7 +35,7 @@ fn trained_run(dir: &Path, g: &[usize]) {
 
 fn options(run: &Path, out: &Path, weights: Weights, target: Target) -> ExportOptions {
     ExportOptions {
-        run: run.to_path_buf(),
+        source: export::pipeline::Source::Checkpoint(run.to_path_buf()),
         out: out.to_path_buf(),
         weights,
         target,

@@ -2,7 +2,7 @@
 //! model it was made from, and integer arithmetic done by hand.
 
 use export::blob::{LayerSpec, ModelSpec, quantize_multiplier};
-use export::float_model::FloatGenerator;
+use export::float_model::{FloatGenerator, Output};
 use export::fold::Linear;
 use export::quantize::{
     QuantError, activation_max, calibrate, calibration_inputs, quantize, quantize_input, to_blob,
@@ -69,6 +69,7 @@ fn random_generator(seed: u64, latent: usize, classes: usize, widths: &[usize]) 
         latent,
         classes,
         layers,
+        output: Output::Sigmoid,
     }
 }
 
@@ -126,6 +127,7 @@ fn one_pixel_by_hand() {
             weight: vec![0.5, -0.25],
             bias: vec![0.1],
         }],
+        output: Output::Sigmoid,
     };
     let calib = export::quantize::Calibration {
         max_abs: vec![2.0],

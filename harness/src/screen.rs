@@ -66,6 +66,21 @@ impl Screen {
         Ok(screen)
     }
 
+    /// Writes the screen as QEMU captures it (512×256, grey n as RGB n·17), which
+    /// [`Screen::from_capture`] reads back: the form of the committed expected screens.
+    pub fn save_capture(&self, path: &Path) -> Result<()> {
+        let img = image::RgbImage::from_fn(
+            (WIDTH * MAGNIFY) as u32,
+            (HEIGHT * MAGNIFY) as u32,
+            |x, y| {
+                let g = self.get(x as usize / MAGNIFY, y as usize / MAGNIFY) * 17;
+                image::Rgb([g, g, g])
+            },
+        );
+        img.save(path)
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+
     /// The first pixel where two screens differ, with both values, for a readable failure.
     pub fn first_difference(&self, other: &Screen) -> Option<(usize, usize, u8, u8)> {
         (0..HEIGHT)

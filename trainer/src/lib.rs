@@ -19,6 +19,6 @@ pub mod train;
 
 pub use checkpoint::NamedTensor;
 pub use classifier::{MlpClassifier, MlpConfig};
-pub use gan::{GanConfig, GanTrainer, StepLosses, generator_onnx};
+pub use gan::{GanConfig, GanTrainer, MemoryEstimate, StepLosses, generator_onnx};
 pub use optim::Adam;
 pub use runtime::{Device, RuntimeError};

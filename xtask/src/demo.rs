@@ -20,8 +20,12 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 3.0)]
     minutes: f64,
     /// Skip training and export: put the committed default model on the board.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "onnx")]
     committed: bool,
+    /// Skip training: export this generator trained elsewhere (`mcugan export --onnx`) and
+    /// put it on the board.
+    #[arg(long, value_name = "GENERATOR.onnx")]
+    onnx: Option<PathBuf>,
     /// `cpu` or `cuda` for the training stage.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -63,6 +67,18 @@ pub fn run(args: DemoArgs) -> Result<()> {
                 .with_context(|| format!("cannot copy {}", dir.join(name).display()))?;
         }
         (out.join("model.bin"), out.join("export-report.json"))
+    } else if let Some(onnx) = &args.onnx {
+        let model = out.join("model.bin");
+        stages.time(
+            "export the ONNX generator (checked against it in tract)",
+            || {
+                mcugan(
+                    &tool,
+                    &["export", "--onnx", path(onnx)?, "--out", path(&model)?],
+                )
+            },
+        )?;
+        (model, out.join("export-report.json"))
     } else {
         let run = out.join("run");
         if run.exists() {
@@ -140,7 +156,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             path(&board_eval)?,
         ];
         let run = out.join("run");
-        if !args.committed {
+        if !args.committed && args.onnx.is_none() {
             a.extend(["--checkpoint", path(&run)?]);
         }
         mcugan(&tool, &a)

@@ -8,12 +8,24 @@ pub use idx::{IdxArray, read_idx};
 
 use std::path::{Path, PathBuf};
 
-/// The MNIST folder `cargo xtask setup` fills, as tests and benchmarks find it:
-/// `MCUGAN_MNIST_DIR` when set, else `<workspace>/data/mnist`.
+/// Where `cargo xtask setup` puts MNIST, inside the workspace.
+pub const MNIST_IN_WORKSPACE: &str = "data/mnist";
+
+/// The MNIST folder `cargo xtask setup` fills: `MCUGAN_MNIST_DIR` when set, else
+/// [`MNIST_IN_WORKSPACE`] in the workspace found at run time.
+pub fn default_mnist_dir() -> Result<PathBuf, checkpoint::workspace::WorkspaceError> {
+    match std::env::var_os("MCUGAN_MNIST_DIR") {
+        Some(dir) => Ok(PathBuf::from(dir)),
+        None => checkpoint::workspace::path(
+            MNIST_IN_WORKSPACE,
+            "the default MNIST folder (or name it: --data, or --dir for `mcugan data`)",
+        ),
+    }
+}
+
+/// [`default_mnist_dir`] for tests and benchmarks, which always run inside the workspace.
 pub fn workspace_mnist_dir() -> PathBuf {
-    std::env::var_os("MCUGAN_MNIST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/mnist"))
+    default_mnist_dir().expect("tests and benchmarks run inside the workspace")
 }
 use thiserror::Error;
 

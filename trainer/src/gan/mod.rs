@@ -30,6 +30,28 @@ use checkpoint::{Conditioning, IMAGE_DIM, RunConfig};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+/// What a training run needs in memory, in bytes, by kind (see [`GanConfig::memory_estimate`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryEstimate {
+    /// Parameters, Adam's moments and the weight average, with their copies.
+    pub state: u64,
+    pub gradients: u64,
+    /// One step's activations and their gradients.
+    pub activations: u64,
+}
+
+impl MemoryEstimate {
+    /// Beside the tensors: the runtime, the data set (60,000 images as bytes) and the process.
+    pub const BASELINE: u64 = 512 << 20;
+
+    pub fn total(&self) -> u64 {
+        Self::BASELINE
+            .saturating_add(self.state)
+            .saturating_add(self.gradients)
+            .saturating_add(self.activations)
+    }
+}
+
 /// A GAN's shape and recipe.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GanConfig {
@@ -212,6 +234,38 @@ impl GanConfig {
         v.extend(optimizer_state_specs("d", &ds));
         v.extend(self.average_specs());
         v
+    }
+
+    /// Bytes a CPU training run of this shape holds at its peak, estimated from the tensor
+    /// shapes before anything is allocated, so that a configuration the machine cannot hold is
+    /// refused with a figure instead of aborting on a failed allocation.
+    pub fn memory_estimate(&self) -> MemoryEstimate {
+        let floats = |specs: &[ParamSpec]| -> f64 {
+            specs
+                .iter()
+                .map(|s| s.shape.iter().map(|&d| d as f64).product::<f64>())
+                .sum()
+        };
+        let (g, d) = (self.generator_specs(), self.discriminator_specs());
+        let state = floats(&self.state_specs());
+        let trainable = floats(&g) + floats(&d);
+        let (g_units, d_units) = (
+            self.g_widths.iter().sum::<usize>() as f64,
+            self.d_widths.iter().sum::<usize>() as f64,
+        );
+        // Per sample: G's linear, BatchNorm and ReLU outputs and the image; D's linear and
+        // LeakyReLU outputs for a real and a generated batch; each kept for the backward pass,
+        // which writes as many gradients.
+        let per_sample = 3.0 * g_units + self.image_dim as f64 + 2.0 * (2.0 * d_units);
+        let bytes = |floats: f64| (floats * 4.0) as u64;
+        MemoryEstimate {
+            // The initial copy on the host, the runtime's two buffers per state tensor, and the
+            // copy a checkpoint writes.
+            state: bytes(4.0 * state),
+            // Gradients and the optimizer's elementwise temporaries, one model at a time.
+            gradients: bytes(3.0 * trainable),
+            activations: bytes(2.0 * per_sample * self.batch as f64),
+        }
     }
 
     /// Initial state drawn from `seed`, in [`GanConfig::state_specs`] order; each average

@@ -52,6 +52,8 @@ pub enum RuntimeError {
         "ONNX Runtime library not found at {path}: run `cargo xtask setup`, or point ORT_DYLIB_PATH at libonnxruntime.so"
     )]
     LibraryMissing { path: String },
+    #[error("{0}")]
+    NoWorkspace(String),
     #[error(
         "cannot load the ONNX Runtime library {path}: {reason} (run `cargo xtask setup`, or point ORT_DYLIB_PATH at a libonnxruntime.so 1.24 or newer)"
     )]

@@ -19,12 +19,16 @@ fn oerr(e: impl std::fmt::Display) -> RuntimeError {
     RuntimeError::Ort(e.to_string())
 }
 
-/// `<workspace>/.cache/onnxruntime/libonnxruntime.so.1.31.1`, where `cargo xtask setup` puts it.
-pub fn default_library_path() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../.cache/onnxruntime/libonnxruntime.so.1.31.1"
-    ))
+/// Where `cargo xtask setup` puts the library, inside the workspace.
+pub const LIBRARY_IN_WORKSPACE: &str = ".cache/onnxruntime/libonnxruntime.so.1.31.1";
+
+/// [`LIBRARY_IN_WORKSPACE`] in the workspace found at run time.
+pub fn default_library_path() -> RResult<PathBuf> {
+    checkpoint::workspace::path(
+        LIBRARY_IN_WORKSPACE,
+        "the ONNX Runtime library (or set ORT_DYLIB_PATH)",
+    )
+    .map_err(|e| RuntimeError::NoWorkspace(e.to_string()))
 }
 
 static ENV: OnceLock<Environment> = OnceLock::new();
@@ -39,9 +43,10 @@ pub fn ort_environment() -> RResult<&'static Environment> {
     if let Some(env) = ENV.get() {
         return Ok(env);
     }
-    let path = std::env::var_os("ORT_DYLIB_PATH")
-        .map(PathBuf::from)
-        .unwrap_or_else(default_library_path);
+    let path = match std::env::var_os("ORT_DYLIB_PATH") {
+        Some(path) => PathBuf::from(path),
+        None => default_library_path()?,
+    };
     let shown = path.display().to_string();
     if !path.is_file() {
         return Err(RuntimeError::LibraryMissing { path: shown });

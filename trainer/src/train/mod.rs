@@ -8,7 +8,7 @@ mod state;
 pub use state::state_tensors;
 
 use crate::data::{Dataset, EpochOrder, PIXELS, Split, fill_batch};
-use crate::gan::{GanConfig, GanTrainer, generator_onnx};
+use crate::gan::{GanConfig, GanTrainer, MemoryEstimate, generator_onnx};
 use crate::runtime::Device;
 use anyhow::{Context, Result, bail};
 use checkpoint::RunConfig;
@@ -94,6 +94,63 @@ pub enum TrainError {
     RunExists { dir: PathBuf },
     #[error("{dir}: nothing to resume (no {file})")]
     NothingToResume { dir: PathBuf, file: &'static str },
+    #[error(
+        "this configuration needs about {} to train ({} of parameters, Adam state and copies, \
+         {} of gradients, {} of activations for a batch of {batch}), but this machine has {} \
+         available ({} in all): use smaller --g-widths, --d-widths or --batch",
+        gib(.estimate.total()),
+        gib(.estimate.state),
+        gib(.estimate.gradients),
+        gib(.estimate.activations),
+        gib(*.available),
+        gib(*.total)
+    )]
+    TooLarge {
+        estimate: MemoryEstimate,
+        batch: usize,
+        available: u64,
+        total: u64,
+    },
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// Memory this process may still take: the machine's available memory, or what is left under
+/// the control group's limit when that is lower; and the total it is measured against. None
+/// where the system cannot say.
+pub fn machine_memory() -> Option<(u64, u64)> {
+    let mut sys = sysinfo::System::new().ok()?;
+    sys.refresh_memory();
+    let (mut available, mut total) = (sys.available_memory(), sys.total_memory());
+    if let Some(limits) = sys.cgroup_limits() {
+        available = available.min(limits.free_memory);
+        total = total.min(limits.total_memory);
+    }
+    (total > 0).then_some((available, total))
+}
+
+/// Refuses a configuration whose [`MemoryEstimate`] exceeds what the machine has available
+/// (where the system says). On CUDA the tensors live in device memory, which the runtime's own errors report, so only
+/// CPU runs are checked.
+pub fn check_memory(gan: &GanConfig, device: Device) -> Result<(), TrainError> {
+    if device != Device::Cpu {
+        return Ok(());
+    }
+    let estimate = gan.memory_estimate();
+    let Some((available, total)) = machine_memory() else {
+        return Ok(());
+    };
+    if estimate.total() > available {
+        return Err(TrainError::TooLarge {
+            estimate,
+            batch: gan.batch,
+            available,
+            total,
+        });
+    }
+    Ok(())
 }
 
 /// Where a run stands: what a checkpoint saves besides the tensors.
@@ -116,6 +173,8 @@ pub fn train(
     opts: &Options,
     mut evaluate: Option<&mut Evaluator>,
 ) -> Result<Summary> {
+    let gan_cfg = GanConfig::from_run(cfg);
+    check_memory(&gan_cfg, opts.device)?;
     let mut data = Dataset::load_dir(&opts.data_dir, Split::Train)?;
     if let Some(n) = cfg.subset {
         data = data.take(n);
@@ -129,10 +188,11 @@ pub fn train(
             cfg.batch
         );
     }
+    let mut gan = GanTrainer::new(gan_cfg, opts.device)?;
+    let mut progress = start_or_resume(cfg, opts, &mut gan)?;
+    // Only now, with every input checked, does the run folder appear.
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("cannot create {}", opts.out.display()))?;
-    let mut gan = GanTrainer::new(GanConfig::from_run(cfg), opts.device)?;
-    let mut progress = start_or_resume(cfg, opts, &mut gan)?;
     let fixed = FixedNoise::new(cfg);
 
     let bar = progress_bar(cfg, opts, batches_per_epoch, &progress);

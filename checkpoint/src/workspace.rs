@@ -1,0 +1,111 @@
+//! The project folder the tools run in: where `cargo xtask setup` puts the MNIST files, the ONNX
+//! Runtime library and the caches, and where the committed models live. Found at run time, never
+//! compiled in, so that a moved or installed `mcugan` binary looks where its user is.
+
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Names the workspace explicitly, overriding the search from the current directory.
+pub const ENV: &str = "MCUGAN_WORKSPACE";
+/// The package name the workspace's own `Cargo.toml` declares.
+const PACKAGE: &str = "mcugan";
+
+/// Why no workspace was found.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum WorkspaceError {
+    #[error(
+        "{ENV}={path}: not an mcugan workspace (no Cargo.toml of the `{PACKAGE}` package there)"
+    )]
+    NotWorkspace { path: PathBuf },
+    #[error(
+        "no mcugan workspace in {start} or any folder above it, needed for {needed}: run inside \
+         the project folder, set {ENV} to it, or give the path explicitly"
+    )]
+    NotFound { start: PathBuf, needed: String },
+}
+
+/// Whether `dir` holds the project: its `Cargo.toml` declares the `mcugan` package.
+pub fn is_workspace(dir: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(dir.join("Cargo.toml")) else {
+        return false;
+    };
+    let mut in_package = false;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+        } else if in_package
+            && let Some((key, value)) = line.split_once('=')
+            && key.trim() == "name"
+        {
+            return value.trim().trim_matches('"') == PACKAGE;
+        }
+    }
+    false
+}
+
+/// The workspace: [`ENV`] when set, else the nearest folder at or above the current directory
+/// that [`is_workspace`]. `needed` says what the caller wants it for, for the error.
+pub fn root(needed: &str) -> Result<PathBuf, WorkspaceError> {
+    if let Some(path) = std::env::var_os(ENV).map(PathBuf::from) {
+        return if is_workspace(&path) {
+            Ok(path)
+        } else {
+            Err(WorkspaceError::NotWorkspace { path })
+        };
+    }
+    let start = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    find_from(&start).ok_or_else(|| WorkspaceError::NotFound {
+        start,
+        needed: needed.to_string(),
+    })
+}
+
+/// The nearest folder at or above `start` that [`is_workspace`].
+pub fn find_from(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .find(|dir| is_workspace(dir))
+        .map(Path::to_path_buf)
+}
+
+/// `rel` inside the workspace (see [`root`]).
+pub fn path(rel: &str, needed: &str) -> Result<PathBuf, WorkspaceError> {
+    root(needed).map(|root| root.join(rel))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_package_not_a_member_or_a_stranger() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(
+            root.join("Cargo.toml"),
+            "[workspace]\nmembers = [\"a\"]\n\n[package]\nname = \"mcugan\"\n",
+        )
+        .unwrap();
+        let member = root.join("a/src");
+        std::fs::create_dir_all(&member).unwrap();
+        std::fs::write(root.join("a/Cargo.toml"), "[package]\nname = \"a\"\n").unwrap();
+        assert_eq!(find_from(&member).as_deref(), Some(root));
+        assert!(!is_workspace(&root.join("a")));
+
+        let stranger = tempfile::tempdir().unwrap();
+        std::fs::write(
+            stranger.path().join("Cargo.toml"),
+            "[dependencies]\nname = \"mcugan\"\n",
+        )
+        .unwrap();
+        assert!(!is_workspace(stranger.path()));
+    }
+
+    #[test]
+    fn this_checkout_is_found_from_a_crate_folder() {
+        let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let found = find_from(here).expect("the checkout is a workspace");
+        assert_eq!(found, here.parent().unwrap());
+    }
+}
