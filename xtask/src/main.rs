@@ -7,6 +7,7 @@ mod demo;
 mod setup;
 mod size;
 mod util;
+mod web;
 
 use anyhow::Result;
 use board::BoardCrate;
@@ -38,6 +39,8 @@ enum Command {
     },
     /// Flash and RAM of the firmware images against the boards' budgets.
     Size,
+    /// Build the web page (the app in WebAssembly) into out/web/ and serve it on loopback.
+    Web(web::WebArgs),
 }
 
 fn main() -> Result<()> {
@@ -48,6 +51,7 @@ fn main() -> Result<()> {
         Command::Demo(args) => demo::run(args),
         Command::Bench { which, device } => bench::run(which.as_deref(), &device),
         Command::Size => size::run(),
+        Command::Web(args) => web::run(args),
     }
 }
 
@@ -116,7 +120,11 @@ fn test() -> Result<()> {
     for board in board::ALL {
         board.lint()?;
     }
+    web::lint()?;
     size::run()?;
+    // An xtask step, not a workspace test: it builds the page with the wasm toolchain and
+    // serves it as `cargo xtask web` does, and needs Chromium and node from set-up.
+    web::test()?;
     util::step("workspace tests");
     util::cargo(&root, &["test", "--workspace"])?;
     util::step(&format!(

@@ -7,11 +7,12 @@ use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Rust targets of the boards (Cortex-M3, M0+, M4F).
-const TARGETS: [&str; 3] = [
+/// Rust targets of the boards (Cortex-M3, M0+, M4F) and of the web page (WebAssembly).
+const TARGETS: [&str; 4] = [
     "thumbv7m-none-eabi",
     "thumbv6m-none-eabi",
     "thumbv7em-none-eabihf",
+    "wasm32-unknown-unknown",
 ];
 
 /// ONNX Runtime's CPU library, from the PyPI wheel (the version ort 2.0.0-rc.15 is built for).
@@ -60,6 +61,8 @@ pub fn run() -> Result<()> {
     let root = crate::root();
     rust_targets()?;
     qemu()?;
+    web_browser(&root)?;
+    rp2040_emulator(&root)?;
     onnxruntime(&root)?;
     mnist(&root)?;
     step("setup: everything is in place");
@@ -94,37 +97,93 @@ fn rust_targets() -> Result<()> {
 }
 
 fn qemu() -> Result<()> {
-    if Command::new("qemu-system-arm")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
+    if runs("qemu-system-arm") {
         step("qemu-system-arm: present");
         return Ok(());
     }
+    apt_install(&["qemu-system-arm"], "qemu-system-arm")
+}
+
+/// Installs Debian packages with apt-get when run as root (log in `.cache/logs/apt.log`);
+/// otherwise fails with the command to run.
+fn apt_install(packages: &[&str], what: &str) -> Result<()> {
     let is_root = Command::new("id")
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let list = packages.join(" ");
     if !is_root {
-        bail!(
-            "qemu-system-arm is missing; install it with: sudo apt-get install -y qemu-system-arm"
-        );
+        bail!("{what} is missing; install it with: sudo apt-get install -y {list}");
     }
-    step("qemu-system-arm: installing with apt-get (log in .cache/logs/apt.log)");
+    step(&format!(
+        "{what}: installing {list} with apt-get (log in .cache/logs/apt.log)"
+    ));
     let logs = crate::root().join(".cache/logs");
     std::fs::create_dir_all(&logs)?;
     let log = logs.join("apt.log");
-    let script = "apt-get update -q && apt-get install -y -q qemu-system-arm";
+    let script = format!("apt-get update -q && apt-get install -y -q {list}");
     let file = std::fs::File::create(&log)?;
     util::run(
         Command::new("sh")
-            .args(["-c", script])
+            .args(["-c", &script])
             .env("DEBIAN_FRONTEND", "noninteractive")
             .stdout(file.try_clone()?)
             .stderr(file),
     )
-    .with_context(|| format!("installing QEMU failed; see {}", log.display()))
+    .with_context(|| format!("installing {list} failed; see {}", log.display()))
+}
+
+/// Whether `program --version` runs and succeeds.
+fn runs(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The web page's browser test: Debian's Chromium, and the `playwright-core` that
+/// `web/package-lock.json` pins.
+fn web_browser(root: &Path) -> Result<()> {
+    if runs(crate::web::CHROMIUM) {
+        step("chromium: present");
+    } else {
+        apt_install(&["chromium"], "chromium (for the web page's browser test)")?;
+    }
+    node_package(
+        &root.join(crate::web::FOLDER),
+        crate::web::PLAYWRIGHT,
+        "to drive the browser test",
+    )
+}
+
+/// The Pico's emulator for its end-to-end tests: the rp2040js that
+/// `tests/rp2040/package-lock.json` pins.
+fn rp2040_emulator(root: &Path) -> Result<()> {
+    node_package(
+        &root.join(harness::rp2040::HARNESS_DIR),
+        harness::rp2040::EMULATOR,
+        "to run the Pico's emulator",
+    )
+}
+
+/// Node.js with npm (Debian's, when missing), and `package` in `dir/node_modules` at the
+/// version `dir/package-lock.json` pins: `npm ci` only when the installed one differs.
+fn node_package(dir: &Path, package: &str, why: &str) -> Result<()> {
+    if !(runs("node") && runs("npm")) {
+        apt_install(&["nodejs", "npm"], &format!("node and npm ({why})"))?;
+    }
+    let (pinned, installed) = harness::node::package_versions(dir, package)?;
+    if installed.as_deref() == Some(pinned.as_str()) {
+        step(&format!("{package} {pinned}: present"));
+        return Ok(());
+    }
+    step(&format!("{package} {pinned}: npm ci in {}", dir.display()));
+    util::run(
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"])
+            .current_dir(dir),
+    )
+    .with_context(|| format!("npm ci in {} failed", dir.display()))
 }
 
 /// A scratch folder under `.cache/tmp`, removed when dropped (also after a failure).

@@ -1,13 +1,18 @@
 //! `cargo xtask size`: flash and RAM of each board's firmware, read from the ELF's section
 //! headers, against the chip's budgets (LM3S6965: 256 KiB flash, 64 KiB RAM; Pico: 2 MiB flash,
-//! 256 KiB RAM; RAM with a stack reserve), for every model each board can embed.
+//! 256 KiB RAM; RAM with a stack reserve), for every model each board can embed; and the web
+//! page's WebAssembly module against its own budget.
 
 use anyhow::{Context, Result, bail};
 use object::{Object, ObjectSection, ObjectSymbol, SectionFlags, SectionKind};
 use std::path::Path;
 
 use crate::board::{self, Board, BoardCrate};
-use crate::util;
+use crate::{util, web};
+
+/// The web page's module, the default model (108 KiB) included: what a visitor downloads
+/// before the first digit.
+pub const WASM_BUDGET: u64 = 200 * 1024;
 
 /// What the firmware occupies.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -130,7 +135,33 @@ pub fn run() -> Result<()> {
             }
         }
     }
+    let wasm = web::build_wasm()?;
+    let bytes = std::fs::metadata(&wasm)
+        .with_context(|| format!("cannot read {}", wasm.display()))?
+        .len();
+    util::step(&format!(
+        "size of {} (the built-in model, {}, included)",
+        wasm.display(),
+        kib(web::default_model_len()?)
+    ));
+    println!("    {}", check_wasm(bytes)?);
     Ok(())
+}
+
+/// One line on the web page's module against [`WASM_BUDGET`]; errors when it is exceeded.
+pub fn check_wasm(bytes: u64) -> Result<String> {
+    let line = format!(
+        "{} {} of {} ({:.1}%), margin {}",
+        web::WASM,
+        kib(bytes),
+        kib(WASM_BUDGET),
+        percent(bytes, WASM_BUDGET),
+        signed_kib(WASM_BUDGET as i64 - bytes as i64)
+    );
+    if bytes > WASM_BUDGET {
+        bail!("the web page's module is over its budget: {line}");
+    }
+    Ok(line)
 }
 
 #[cfg(test)]
@@ -173,6 +204,16 @@ mod tests {
                     .contains("RAM")
             );
         }
+    }
+
+    #[test]
+    fn the_wasm_budget_passes_at_the_limit_and_fails_beyond() {
+        assert!(check_wasm(WASM_BUDGET).unwrap().contains("margin 0.0 KiB"));
+        let error = check_wasm(WASM_BUDGET + 1).unwrap_err().to_string();
+        assert!(
+            error.contains("web page") && error.contains("budget"),
+            "{error}"
+        );
     }
 
     #[test]

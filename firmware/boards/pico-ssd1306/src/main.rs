@@ -5,6 +5,7 @@
 #![no_std]
 #![no_main]
 
+mod bus;
 mod clock;
 mod model;
 mod wiring;
@@ -18,6 +19,7 @@ use rp_pico::hal::{self, Clock, pac};
 use ssd1306::prelude::*;
 use ssd1306::{I2CDisplayInterface, Ssd1306};
 
+use crate::bus::Bus;
 use crate::clock::AppClock;
 use crate::wiring::Wiring;
 
@@ -69,7 +71,7 @@ fn main() -> ! {
     let mut timer = hal::Timer::new(pac.TIMER, &mut pac.RESETS, &clocks);
     let mut clock = AppClock(timer);
 
-    let interface = I2CDisplayInterface::new_custom_address(i2c, wiring::DISPLAY_ADDRESS);
+    let interface = I2CDisplayInterface::new_custom_address(Bus(i2c), wiring::DISPLAY_ADDRESS);
     let mut display = Ssd1306::new(interface, DisplaySize128x64, DisplayRotation::Rotate0)
         .into_buffered_graphics_mode();
     // Without a display there is nothing to show: blink the LED until one answers.
