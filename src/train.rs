@@ -173,7 +173,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         stop,
     };
     println!(
-        "training {:?}: z {} {} G {:?} ({} weights) D {:?}, real target {}, lr G {} D {}{}, betas ({}, {}), weight average {}, batch {}, {}",
+        "training {:?}: z {} {} G {:?} ({} weights) D {:?}, real target {}, lr G {} D {}{}, betas ({}, {}), weight average {}, batch {}, {}; about {:.2} GiB of memory",
         cfg.preset,
         cfg.z_dim,
         match (cfg.conditional, cfg.conditioning) {
@@ -207,7 +207,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
             (Some(e), None) => format!("{e} epochs"),
             (None, Some(b)) => format!("{:.1} min", b / 60.0),
             (None, None) => "until stopped".into(),
-        }
+        },
+        trainer::GanConfig::from_run(&cfg).memory_estimate().total() as f64 / (1u64 << 30) as f64
     );
     let summary = if args.no_eval {
         train::train(&cfg, &opts, None)?

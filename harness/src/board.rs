@@ -1,5 +1,5 @@
-//! The LM3S6965 firmware ELF the tests boot: `MCUGAN_LM3S_ELF` when set, otherwise built here
-//! (release) from `firmware/boards/lm3s6965evb`, once per variant and test process.
+//! The firmware ELFs the tests boot, built here (release) from each board's folder once per
+//! variant and test process; for the LM3S6965, `MCUGAN_LM3S_ELF` names a prebuilt one instead.
 
 use anyhow::{Context, Result, bail};
 use object::{Object, ObjectSection, ObjectSymbol};
@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
+
+use boards::Board;
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -16,15 +18,19 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The board crate's folder.
-pub fn board_dir() -> PathBuf {
-    root().join(boards::LM3S6965.folder)
+/// A board crate's folder.
+pub fn folder(board: &Board) -> PathBuf {
+    root().join(board.folder)
 }
 
-/// Where `cargo build --release` in the board folder leaves the ELF.
-pub fn built_elf_path() -> PathBuf {
-    let board = &boards::LM3S6965;
-    board_dir()
+/// The LM3S6965 board crate's folder.
+pub fn board_dir() -> PathBuf {
+    folder(&boards::LM3S6965)
+}
+
+/// Where `cargo build --release` in a board's folder leaves its ELF.
+pub fn built_elf_path(board: &Board) -> PathBuf {
+    folder(board)
         .join("target")
         .join(board.target)
         .join("release")
@@ -53,9 +59,10 @@ impl Variant {
     }
 }
 
-/// Built ELFs, copied out of the board's target folder, by variant: one build at a time, since
-/// every variant shares that folder (a rebuild there only relinks the firmware crate).
-static BUILT: Mutex<Option<HashMap<Variant, PathBuf>>> = Mutex::new(None);
+/// Built ELFs, copied out of each board's target folder, by board and variant: one build at a
+/// time, since every variant of a board shares that folder (a rebuild there only relinks the
+/// firmware crate).
+static BUILT: Mutex<Option<HashMap<(&'static str, Variant), PathBuf>>> = Mutex::new(None);
 
 /// The firmware ELF as the board builds by default: `MCUGAN_LM3S_ELF` if set, else built.
 pub fn default_elf() -> Result<PathBuf> {
@@ -69,33 +76,39 @@ pub fn default_elf() -> Result<PathBuf> {
     elf_for(&Variant::default())
 }
 
-/// Builds `variant` (or reuses this process's earlier build) and returns a private copy of its
-/// ELF, safe from later builds of other variants.
+/// Builds the LM3S6965 firmware for `variant` (see [`build_elf`]).
 pub fn elf_for(variant: &Variant) -> Result<PathBuf> {
+    build_elf(&boards::LM3S6965, variant)
+}
+
+/// Builds `board`'s firmware for `variant` (or reuses this process's earlier build) and
+/// returns a private copy of its ELF, safe from later builds of other variants.
+pub fn build_elf(board: &'static Board, variant: &Variant) -> Result<PathBuf> {
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     let built = built.get_or_insert_with(HashMap::new);
-    if let Some(elf) = built.get(variant) {
+    let key = (board.name, variant.clone());
+    if let Some(elf) = built.get(&key) {
         return Ok(elf.clone());
     }
-    build(variant)?;
+    build(board, variant)?;
     // Under the board's (git-ignored) target folder; written then renamed, so another test
     // process never sees half a file.
-    let out = board_dir().join("target/e2e");
+    let out = folder(board).join("target/e2e");
     std::fs::create_dir_all(&out)?;
     let copy = out.join(variant.file_name());
     let partial = out.join(format!("{}.{}", variant.file_name(), std::process::id()));
-    std::fs::copy(built_elf_path(), &partial)
-        .with_context(|| format!("cannot copy {}", built_elf_path().display()))?;
+    let elf = built_elf_path(board);
+    std::fs::copy(&elf, &partial).with_context(|| format!("cannot copy {}", elf.display()))?;
     std::fs::rename(&partial, &copy)?;
-    built.insert(variant.clone(), copy.clone());
+    built.insert(key, copy.clone());
     Ok(copy)
 }
 
 /// `cargo build --release` in the board folder (its own `.cargo/config.toml` picks the target),
 /// with a clean environment: the outer cargo's target folder and flags must not leak in.
-fn build(variant: &Variant) -> Result<()> {
+fn build(board: &Board, variant: &Variant) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let dir = board_dir();
+    let dir = folder(board);
     let mut cmd = Command::new(cargo);
     cmd.args(["build", "--release", "--quiet"])
         .current_dir(&dir)
@@ -114,7 +127,10 @@ fn build(variant: &Variant) -> Result<()> {
         .status()
         .with_context(|| format!("cannot run cargo in {}", dir.display()))?;
     if !status.success() {
-        bail!("building the LM3S6965 firmware ({variant:?}) failed: {status}");
+        bail!(
+            "building the {} firmware ({variant:?}) failed: {status}",
+            board.name
+        );
     }
     Ok(())
 }

@@ -6,11 +6,9 @@
 use anyhow::{Context, Result, bail, ensure};
 use firmware::frame::{HEIGHT, MonoFrame, WIDTH};
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::board::{Variant, root};
@@ -56,63 +54,12 @@ pub fn check_installed() -> Result<()> {
 
 /// The Pico board crate's folder.
 pub fn board_dir() -> PathBuf {
-    root().join(boards::PICO.folder)
+    crate::board::folder(&boards::PICO)
 }
 
-/// Built ELFs by variant, copied out of the board's target folder (every variant shares it).
-static BUILT: Mutex<Option<HashMap<Variant, PathBuf>>> = Mutex::new(None);
-
-/// Builds the Pico firmware for `variant` (or reuses this process's earlier build) and returns
-/// a private copy of its ELF.
+/// Builds the Pico firmware for `variant` (see [`crate::board::build_elf`]).
 pub fn elf_for(variant: &Variant) -> Result<PathBuf> {
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    let built = built.get_or_insert_with(HashMap::new);
-    if let Some(elf) = built.get(variant) {
-        return Ok(elf.clone());
-    }
-    let board = &boards::PICO;
-    let dir = board_dir();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--release", "--quiet"])
-        .current_dir(&dir)
-        .env("CARGO_TARGET_DIR", dir.join("target"))
-        .env_remove("CARGO_BUILD_TARGET")
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("MCUGAN_MODEL");
-    if let Some(path) = &variant.model {
-        cmd.env("MCUGAN_MODEL", path);
-    }
-    if !variant.features.is_empty() {
-        cmd.args(["--features", &variant.features.join(",")]);
-    }
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot run cargo in {}", dir.display()))?;
-    if !status.success() {
-        bail!("building the Pico firmware ({variant:?}) failed: {status}");
-    }
-    let elf = dir
-        .join("target")
-        .join(board.target)
-        .join("release")
-        .join(board.bin);
-    let out = dir.join("target/e2e");
-    std::fs::create_dir_all(&out)?;
-    let name = {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        variant.hash(&mut h);
-        format!("pico-{:016x}.elf", h.finish())
-    };
-    // Written then renamed, so another process never sees half a file.
-    let partial = out.join(format!("{name}.{}", std::process::id()));
-    std::fs::copy(&elf, &partial).with_context(|| format!("cannot copy {}", elf.display()))?;
-    let copy = out.join(name);
-    std::fs::rename(&partial, &copy)?;
-    built.insert(variant.clone(), copy.clone());
-    Ok(copy)
+    crate::board::build_elf(&boards::PICO, variant)
 }
 
 /// What the harness waits for.
