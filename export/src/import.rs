@@ -234,6 +234,18 @@ pub fn import_onnx(path: &Path, opts: &ImportOptions) -> Result<Imported, Import
     w.finish(graph, opts)
 }
 
+/// The inputs an op reads before the importer indexes them (checked on every node, so that a
+/// malformed one is refused, never a panic).
+fn min_inputs(op: &str) -> usize {
+    match op {
+        "BatchNormalization" => 5,
+        "OneHot" => 3,
+        "Gemm" | "MatMul" | "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Reshape" | "Gather" => 2,
+        "Constant" => 0,
+        _ => 1,
+    }
+}
+
 fn attr<'n>(node: &'n pb::NodeProto, name: &str) -> Option<&'n pb::AttributeProto> {
     node.attribute.iter().find(|a| a.name == name)
 }
@@ -405,6 +417,16 @@ impl Walker<'_> {
             .first()
             .cloned()
             .ok_or_else(|| self.node_err(node, "has no output"))?;
+        let needed = min_inputs(op);
+        if node.input.len() < needed {
+            return Err(self.node_err(
+                node,
+                format!(
+                    "has {} inputs; it takes at least {needed}",
+                    node.input.len()
+                ),
+            ));
+        }
         // Constants in, constant out: fold.
         let all_const = node
             .input
@@ -491,6 +513,9 @@ impl Walker<'_> {
             .into_iter()
             .flatten()
             .collect();
+        if ins.len() < min_inputs(&node.op_type) {
+            return Err(self.node_err(node, "lacks an input it needs"));
+        }
         let unary = |f: fn(f64) -> f64| Const {
             shape: ins[0].shape.clone(),
             data: ins[0].data.iter().map(|&v| f(v)).collect(),

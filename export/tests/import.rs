@@ -564,6 +564,23 @@ fn malformed_files_are_refused_and_nothing_is_written() {
         .to_string();
     assert!(msg.contains("out of order"), "{msg}");
 
+    // Nodes with too few inputs.
+    for (op, inputs) in [
+        ("Relu", vec![]),
+        ("Gemm", vec!["z"]),
+        ("BatchNormalization", vec!["z"]),
+    ] {
+        let mut g4 = Graph::new(12);
+        let z = g4.input("z", Some(8), DataType::Float);
+        let _ = z;
+        let out = g4.node(op, &inputs, vec![]);
+        let p = g4.write(dir.path(), &format!("short-{op}.onnx"), &out);
+        let msg = import_onnx(&p, &ImportOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("takes at least"), "{op}: {msg}");
+    }
+
     let msg = import_onnx(&dir.path().join("absent.onnx"), &ImportOptions::default())
         .unwrap_err()
         .to_string();
