@@ -158,6 +158,8 @@ enum Value {
         scale: Vec<f64>,
         shift: Vec<f64>,
     },
+    /// A value transposed to `[width, batch]`, which only a `Gemm` with `transA = 1` reads.
+    Transposed(Box<Value>),
     /// The last layer's values, perhaps reshaped and perhaps through the output function.
     Out {
         layer: usize,
@@ -403,7 +405,7 @@ impl Walker<'_> {
             Value::Dense(k) | Value::Hidden { layer: k, .. } | Value::Out { layer: k, .. } => {
                 Some(self.layers[*k].outputs)
             }
-            Value::Const(_) => None,
+            Value::Const(_) | Value::Transposed(_) => None,
         }
     }
 
@@ -488,6 +490,7 @@ impl Walker<'_> {
             "Gather" => self.gather(node)?,
             "OneHot" => self.one_hot(node)?,
             "Shape" => self.shape(node)?,
+            "Transpose" => self.transpose(node)?,
             "Conv" | "ConvTranspose" => {
                 return Err(self.node_err(
                     node,
@@ -661,15 +664,33 @@ impl Walker<'_> {
         Ok(())
     }
 
-    fn gemm(&mut self, node: &pb::NodeProto) -> Result<Value, ImportError> {
-        if attr_i(node, "transA", 0) != 0 {
-            return Err(self.node_err(
-                node,
-                "with transA=1 reads its activation transposed; a dense layer of a batch \
-                 reads it as [batch, features]",
-            ));
+    /// `Transpose` of an activation: kept for a `Gemm` with `transA = 1` to undo.
+    fn transpose(&mut self, node: &pb::NodeProto) -> Result<Value, ImportError> {
+        let perm = attr(node, "perm")
+            .map(|a| a.ints.clone())
+            .unwrap_or_default();
+        if !perm.is_empty() && perm != [1, 0] {
+            return Err(self.node_err(node, format!("with perm {perm:?} is not a 2-D transpose")));
         }
-        let input = self.take(node, &node.input[0])?;
+        Ok(match self.take(node, &node.input[0])? {
+            Value::Transposed(inner) => *inner,
+            other => Value::Transposed(Box::new(other)),
+        })
+    }
+
+    fn gemm(&mut self, node: &pb::NodeProto) -> Result<Value, ImportError> {
+        let trans_a = attr_i(node, "transA", 0) != 0;
+        let input = match (trans_a, self.take(node, &node.input[0])?) {
+            (true, Value::Transposed(inner)) => *inner,
+            (false, Value::Transposed(_)) | (true, _) => {
+                return Err(self.node_err(
+                    node,
+                    "reads its activation transposed ([features, batch]); a dense layer of a \
+                     batch reads it as [batch, features] (or a Transpose of that with transA=1)",
+                ));
+            }
+            (false, v) => v,
+        };
         let b = self
             .constant(node, 1)?
             .ok_or_else(|| self.node_err(node, "has no weight"))?;

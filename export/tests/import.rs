@@ -276,6 +276,39 @@ fn gemm_batch_norm_relu_sigmoid_reshaped_to_an_image() {
     assert_eq!((r.width, r.height, r.output), (28, 28, Output::Sigmoid));
 }
 
+/// `Gemm(Transpose(x), W, transA = 1)` is `Gemm(x, W)`: both spellings import the same.
+#[test]
+fn a_transposed_activation_read_with_trans_a() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = Graph::new(13);
+    let z = g.input("z", Some(8), DataType::Float);
+    let t = g.node("Transpose", &[&z], vec![]);
+    let w = g.init(&[24, 8], 0.5, 0.0);
+    let b = g.init(&[24], 0.1, 0.0);
+    let h = g.node(
+        "Gemm",
+        &[&t, &w, &b],
+        vec![("transA", Attr::I(1)), ("transB", Attr::I(1))],
+    );
+    let h = g.node("Relu", &[&h], vec![]);
+    let h = g.linear(&h, 24, 784);
+    let out = g.node("Sigmoid", &[&h], vec![]);
+    let path = g.write(dir.path(), "trans-a.onnx", &out);
+    exports_faithfully(&path, None);
+
+    // transA without the transpose reads [batch, features] as [features, batch]: refused.
+    let mut g = Graph::new(14);
+    let z = g.input("z", Some(8), DataType::Float);
+    let w = g.init(&[24, 8], 0.5, 0.0);
+    let h = g.node("Gemm", &[&z, &w], vec![("transA", Attr::I(1))]);
+    let out = g.node("Sigmoid", &[&h], vec![]);
+    let path = g.write(dir.path(), "trans-a-alone.onnx", &out);
+    let msg = import_onnx(&path, &ImportOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("transposed"), "{msg}");
+}
+
 #[test]
 fn matmul_add_and_a_decomposed_batch_norm_with_a_one_hot_input() {
     let dir = tempfile::tempdir().unwrap();
