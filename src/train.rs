@@ -117,6 +117,17 @@ fn parse_decay(s: &str) -> Result<Decay, String> {
 }
 
 impl TrainArgs {
+    /// The validator names the configuration's fields; where the value came from `--lr` (both
+    /// rates), say `--lr`, the flag the user typed.
+    fn as_typed(&self, message: &str) -> String {
+        for (field, own) in [("--lr-g ", self.lr_g), ("--lr-d ", self.lr_d)] {
+            if own.is_none() && self.lr.is_some() && message.starts_with(field) {
+                return message.replacen(field.trim_end(), "--lr", 1);
+            }
+        }
+        message.to_string()
+    }
+
     /// The preset (or the checkpoint's configuration, when resuming) with the flags applied.
     fn config(&self) -> Result<RunConfig> {
         let mut cfg = if self.resume && self.out.join(checkpoint::TENSORS_FILE).exists() {
@@ -151,7 +162,8 @@ impl TrainArgs {
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let cfg = args.config()?;
-    cfg.validate().map_err(anyhow::Error::msg)?;
+    cfg.validate()
+        .map_err(|m| anyhow::Error::msg(args.as_typed(&m)))?;
     let data = crate::data_dir(args.data.as_deref())?;
     // Before the classifier is prepared (a minute when not cached), not only in the loop.
     train::check_memory(&trainer::GanConfig::from_run(&cfg), args.device)?;

@@ -87,9 +87,10 @@ fn out_of_range_training_flags_are_refused_before_anything_is_written() {
     let cases: &[(&[&str], &[&str])] = &[
         (&["--batch", "0"], &["--batch 0", "at least 2"]),
         (&["--batch", "1"], &["--batch 1", "at least 2"]),
-        (&["--lr", "0"], &["--lr-g 0", "(0, 1]"]),
+        (&["--lr", "0"], &["--lr 0", "(0, 1]"]),
+        (&["--lr-g", "0"], &["--lr-g 0", "(0, 1]"]),
         (&["--lr-d", "3"], &["--lr-d 3", "(0, 1]"]),
-        (&["--lr", "NaN"], &["--lr-g NaN"]),
+        (&["--lr", "NaN"], &["--lr NaN"]),
         (&["--beta1", "1"], &["--beta1 1", "[0, 1)"]),
         (&["--beta2", "-0.1"], &["--beta2 -0.1", "[0, 1)"]),
         (&["--ema", "1.5"], &["--ema 1.5", "[0, 1)"]),
