@@ -64,6 +64,27 @@ pub struct InputLayout {
     pub batch: Option<usize>,
 }
 
+impl InputLayout {
+    /// Our own `generator.onnx` (`trainer::gan::generator_onnx`): the noise, then for a
+    /// conditional model a one-hot input.
+    pub fn ours(latent: usize, classes: usize) -> Self {
+        let mut inputs = vec![("z".to_string(), latent, 2)];
+        if classes > 0 {
+            inputs.push(("onehot".to_string(), classes, 2));
+        }
+        InputLayout {
+            noise: 0,
+            class: if classes > 0 {
+                ClassInput::OneHot { input: 1 }
+            } else {
+                ClassInput::None
+            },
+            inputs,
+            batch: None,
+        }
+    }
+}
+
 /// What was recognised, for the export report.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Imported {
@@ -1296,15 +1317,14 @@ fn image_dims(shape: Option<&[i64]>, pixels: usize) -> Option<(usize, usize)> {
     (w * h == pixels && w <= MAX_SIDE && h <= MAX_SIDE && w == h).then_some((w, h))
 }
 
-/// The graph's inputs for `z` (`n × latent`) and `classes`, in its own layout.
+/// The inputs of a graph of `layout` computing `g`, for `z` (`n × latent`) and `classes`.
 pub fn feed(
-    imported: &Imported,
+    layout: &InputLayout,
+    g: &FloatGenerator,
     z: &[f32],
     classes: &[Option<usize>],
 ) -> TractResult<TVec<TValue>> {
     let n = classes.len();
-    let g = &imported.generator;
-    let layout = &imported.layout;
     let mut inputs: Vec<Option<TValue>> = vec![None; layout.inputs.len()];
     let one_hot = |k: usize| -> Vec<f32> {
         let mut v = vec![0f32; n * k];

@@ -2,7 +2,7 @@
 //! then the verification every export runs, written as JSON and as a PNG.
 
 use crate::float_model::FloatGenerator;
-use crate::import::{ImportOptions, Imported, import_onnx};
+use crate::import::{ImportOptions, Imported, InputLayout, import_onnx};
 use crate::load::load_generator;
 use crate::quantize::{
     activation_max, calibrate, calibration_inputs, quantize, to_blob, weight_kinds,
@@ -161,13 +161,16 @@ pub fn export(opts: &ExportOptions, labeler: Option<&mut Labeler>) -> Result<Rep
         .as_ref()
         .map_or((IMAGE_SIDE, IMAGE_SIDE), |i| (i.width, i.height));
     let pixels = width * height;
-    let reference = match &imported {
-        Some(i) => Reference::Imported(&onnx, i),
-        None => Reference::Ours(&onnx),
+    let reference = Reference {
+        path: &onnx,
+        layout: match &imported {
+            Some(i) => i.layout.clone(),
+            None => InputLayout::ours(model.latent, model.classes),
+        },
     };
     // Before anything is written: the import must reproduce the file.
     let (z, classes) = verify::check_inputs(&model, opts.samples, 0x5EED);
-    let float = verify::reference_images(reference, &model, &z, &classes)?;
+    let float = verify::reference_images(&reference, &model, &z, &classes)?;
     let import_max_abs_error = match &imported {
         Some(_) => {
             let mut worst = 0f64;

@@ -3,7 +3,7 @@
 //! project's MNIST classifier gives both images the same label.
 
 use crate::float_model::FloatGenerator;
-use crate::import::{self, Imported};
+use crate::import::{self, InputLayout};
 use crate::quantize::{INPUT_SCALE, quantize_input};
 use anyhow::{Context, Result, anyhow};
 use firmware::engine::{Kernel, forward};
@@ -45,62 +45,51 @@ pub fn check_inputs(model: &FloatGenerator, n: usize, seed: u64) -> (Vec<f32>, V
     (z, classes)
 }
 
-/// The float model the integer engine is checked against: our `generator.onnx`, or a
-/// generator imported from elsewhere, fed in its own input layout.
-#[derive(Clone, Copy)]
-pub enum Reference<'a> {
-    Ours(&'a Path),
-    Imported(&'a Path, &'a Imported),
+/// The float model the integer engine is checked against, as an ONNX file tract runs: our
+/// `generator.onnx` ([`InputLayout::ours`]), or a generator imported from elsewhere, fed in its
+/// own input layout.
+pub struct Reference<'a> {
+    pub path: &'a Path,
+    pub layout: InputLayout,
 }
 
-/// Runs the reference in tract on `n` inputs; pixels in [0, 1], `n × pixels`.
+/// Runs the reference in tract on `model`'s inputs `z` and `classes` (in batches of the graph's
+/// fixed batch size when it has one); pixels in [0, 1], `n × pixels`.
 pub fn reference_images(
-    reference: Reference<'_>,
+    reference: &Reference<'_>,
     model: &FloatGenerator,
     z: &[f32],
     classes: &[Option<usize>],
 ) -> Result<Vec<f32>> {
-    match reference {
-        Reference::Ours(onnx) => tract_images(onnx, model, z, classes),
-        Reference::Imported(path, imported) => imported_images(path, imported, z, classes),
-    }
-}
-
-/// Runs an imported generator in tract, in batches of its fixed batch size when it has one.
-fn imported_images(
-    path: &Path,
-    imported: &Imported,
-    z: &[f32],
-    classes: &[Option<usize>],
-) -> Result<Vec<f32>> {
-    let latent = imported.generator.latent;
+    let (path, layout) = (reference.path, &reference.layout);
+    let latent = model.latent;
     let n = classes.len();
     if n == 0 {
         return Ok(Vec::new());
     }
-    let batch = imported.layout.batch.unwrap_or(n).max(1);
+    let batch = layout.batch.unwrap_or(n).max(1);
     let fail = |e: TractError| anyhow!("{}: tract cannot run it: {e:#}", path.display());
-    // The file's own shapes name a symbolic batch; the facts set here fix it.
-    let mut model = tract_onnx::onnx()
+    // The file's own shapes may name a symbolic batch; the facts set here fix it.
+    let mut onnx = tract_onnx::onnx()
         .with_ignore_output_shapes(true)
         .with_ignore_value_info(true)
         .model_for_path(path)
         .map_err(fail)?;
-    let probe = import::feed(imported, &z[..latent.min(z.len())], &classes[..1]).map_err(fail)?;
+    let probe = import::feed(layout, model, &z[..latent], &classes[..1]).map_err(fail)?;
     for (k, t) in probe.iter().enumerate() {
         let mut shape: Vec<usize> = t.shape().to_vec();
         shape[0] = batch;
-        model = model
+        onnx = onnx
             .with_input_fact(k, InferenceFact::dt_shape(t.datum_type(), shape))
             .map_err(fail)?;
     }
-    let plan = model
+    let plan = onnx
         .into_optimized()
         .and_then(|m| m.into_runnable())
         .map_err(fail)?;
     let mut pixels = Vec::new();
     for start in (0..n).step_by(batch) {
-        // A short last batch is padded by repeating its first sample, then cut.
+        // A short last batch is padded by repeating the last sample, then cut.
         let rows: Vec<usize> = (0..batch).map(|r| (start + r).min(n - 1)).collect();
         let zb: Vec<f32> = rows
             .iter()
@@ -108,7 +97,7 @@ fn imported_images(
             .collect();
         let cb: Vec<Option<usize>> = rows.iter().map(|&r| classes[r]).collect();
         let out = plan
-            .run(import::feed(imported, &zb, &cb).map_err(fail)?)
+            .run(import::feed(layout, model, &zb, &cb).map_err(fail)?)
             .map_err(fail)?;
         let view = out[0].to_plain_array_view::<f32>().map_err(fail)?;
         let per = view.len() / batch;
@@ -116,59 +105,10 @@ fn imported_images(
         pixels.extend(
             view.iter()
                 .take(keep)
-                .map(|&v| imported.output.pixel_of_output(v)),
+                .map(|&v| model.output.pixel_of_output(v)),
         );
     }
     Ok(pixels)
-}
-
-/// Runs `generator.onnx` in tract on `n` inputs; pixels in [0, 1], `n × 784`.
-pub fn tract_images(
-    onnx: &Path,
-    model: &FloatGenerator,
-    z: &[f32],
-    classes: &[Option<usize>],
-) -> Result<Vec<f32>> {
-    let n = classes.len();
-    let mut plan = tract_onnx::onnx()
-        .model_for_path(onnx)
-        .map_err(|e| anyhow!("{}: cannot load: {e}", onnx.display()))?
-        .with_input_fact(0, f32::fact([n, model.latent]).into())
-        .map_err(|e| anyhow!("{e}"))?;
-    if model.classes > 0 {
-        plan = plan
-            .with_input_fact(1, f32::fact([n, model.classes]).into())
-            .map_err(|e| anyhow!("{e}"))?;
-    }
-    let runnable = plan
-        .into_optimized()
-        .and_then(|m| m.into_runnable())
-        .map_err(|e| anyhow!("{}: tract cannot run it: {e}", onnx.display()))?;
-    let mut inputs: TVec<TValue> = tvec![
-        Tensor::from_shape(&[n, model.latent], z)
-            .map_err(|e| anyhow!("{e}"))?
-            .into()
-    ];
-    if model.classes > 0 {
-        let mut onehot = vec![0f32; n * model.classes];
-        for (k, c) in classes.iter().enumerate() {
-            if let Some(c) = c {
-                onehot[k * model.classes + c] = 1.0;
-            }
-        }
-        inputs.push(
-            Tensor::from_shape(&[n, model.classes], &onehot)
-                .map_err(|e| anyhow!("{e}"))?
-                .into(),
-        );
-    }
-    let out = runnable
-        .run(inputs)
-        .map_err(|e| anyhow!("{}: tract run failed: {e}", onnx.display()))?;
-    let view = out[0]
-        .to_plain_array_view::<f32>()
-        .map_err(|e| anyhow!("{e}"))?;
-    Ok(view.iter().copied().collect())
 }
 
 /// Runs the firmware's integer engine on the same inputs; grey levels 0–255, `n × pixels`.
