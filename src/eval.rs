@@ -42,9 +42,6 @@ pub struct EvalArgs {
 /// Most samples an evaluation scores (their images and features are held in memory).
 const MAX_SAMPLES: usize = 100_000;
 
-/// Where the trained classifier is cached, inside the workspace.
-pub const CLASSIFIER_CACHE: &str = ".cache/classifier";
-
 /// The classifier and the real-data statistics, prepared once and reused at every evaluation.
 pub struct Evaluation {
     scorer: Scorer,
@@ -55,7 +52,10 @@ pub struct Evaluation {
 impl Evaluation {
     pub fn prepare(data: &Path, device: Device) -> Result<Self> {
         let (train, test) = eval::mnist(data)?;
-        let cache = crate::workspace_path(CLASSIFIER_CACHE, "the classifier cache")?;
+        let cache = crate::workspace_path(
+            checkpoint::workspace::CLASSIFIER_CACHE,
+            "the classifier cache",
+        )?;
         let mut scorer = eval::classifier(&cache, &train, &test, device, eval::MIN_ACCURACY, true)?;
         let real = eval::real_stats(&mut scorer, &train, &test)?;
         Ok(Evaluation {

@@ -66,7 +66,10 @@ pub fn run(args: ExportArgs) -> Result<()> {
         export::pipeline::export(&opts, None)?
     } else {
         let (train, test) = trainer::eval::mnist(&crate::data_dir(args.data.as_deref())?)?;
-        let cache = crate::workspace_path(crate::eval::CLASSIFIER_CACHE, "the classifier cache")?;
+        let cache = crate::workspace_path(
+            checkpoint::workspace::CLASSIFIER_CACHE,
+            "the classifier cache",
+        )?;
         let mut scorer = trainer::eval::classifier(
             &cache,
             &train,

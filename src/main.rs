@@ -69,9 +69,6 @@ enum Command {
     },
 }
 
-/// The committed default model, inside the workspace: what `sim` runs without --model.
-const DEFAULT_MODEL: &str = "models/lm3s6965/model.bin";
-
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -95,10 +92,13 @@ fn main() -> Result<()> {
             let source = match (model, random_model) {
                 (Some(path), _) => sim::Source::File(path),
                 (None, Some(seed)) => sim::Source::Random(seed),
-                (None, None) => sim::Source::File(workspace_path(
-                    DEFAULT_MODEL,
-                    "the default model (or give --model)",
-                )?),
+                (None, None) => sim::Source::File(
+                    workspace_path(
+                        checkpoint::workspace::DEFAULT_MODEL_DIR,
+                        "the default model (or give --model)",
+                    )?
+                    .join("model.bin"),
+                ),
             };
             let blob = sim::load(&source)?;
             if headless {

@@ -166,7 +166,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .map_err(|m| anyhow::Error::msg(args.as_typed(&m)))?;
     let data = crate::data_dir(args.data.as_deref())?;
     // Before the classifier is prepared (a minute when not cached), not only in the loop.
-    train::check_memory(&trainer::GanConfig::from_run(&cfg), args.device)?;
+    let gan = trainer::GanConfig::from_run(&cfg);
+    train::check_memory(&gan, args.device)?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     ctrlc::set_handler(move || {
@@ -220,7 +221,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             (None, Some(b)) => format!("{:.1} min", b / 60.0),
             (None, None) => "until stopped".into(),
         },
-        trainer::GanConfig::from_run(&cfg).memory_estimate().total() as f64 / (1u64 << 30) as f64
+        gan.memory_estimate().total() as f64 / (1u64 << 30) as f64
     );
     let summary = if args.no_eval {
         train::train(&cfg, &opts, None)?

@@ -7,6 +7,16 @@ use thiserror::Error;
 
 /// Names the workspace explicitly, overriding the search from the current directory.
 pub const ENV: &str = "MCUGAN_WORKSPACE";
+/// Where `cargo xtask setup` puts MNIST.
+pub const MNIST: &str = "data/mnist";
+/// Where `cargo xtask setup` puts the ONNX Runtime CPU library, and its file name (the version
+/// `ort` is built for).
+pub const ONNX_RUNTIME_DIR: &str = ".cache/onnxruntime";
+pub const ONNX_RUNTIME_LIBRARY: &str = "libonnxruntime.so.1.31.1";
+/// Where the tools cache the project's trained MNIST classifier.
+pub const CLASSIFIER_CACHE: &str = ".cache/classifier";
+/// The committed default model's folder; the LM3S6965 firmware embeds its `model.bin`.
+pub const DEFAULT_MODEL_DIR: &str = "models/lm3s6965";
 /// The package name the workspace's own `Cargo.toml` declares.
 const PACKAGE: &str = "mcugan";
 

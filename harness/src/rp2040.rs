@@ -281,19 +281,11 @@ pub fn run(elf: &Path, script: &Script) -> Result<Run> {
         let _ = stderr.read_to_string(&mut s);
         s
     });
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if started.elapsed() > WALL_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!(
-                "the RP2040 emulator ran longer than {WALL_TIMEOUT:?} on {}",
-                elf.display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = crate::node::wait_or_kill(&mut child, WALL_TIMEOUT)? else {
+        bail!(
+            "the RP2040 emulator ran longer than {WALL_TIMEOUT:?} on {}",
+            elf.display()
+        );
     };
     let (out, err) = (
         out.join().unwrap_or_default(),

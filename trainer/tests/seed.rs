@@ -3,15 +3,13 @@
 //! untrained generator's output (BatchNorm with batch statistics, as the course checks it) has a
 //! standard deviation in (0.05, 0.15).
 
-use std::path::Path;
-use trainer::data::{Dataset, EpochOrder, Split, fill_batch};
+use trainer::data::{Dataset, EpochOrder, Split, fill_batch, workspace_mnist_dir};
 use trainer::gan::{GanConfig, GanTrainer, generate_graph};
 use trainer::graph::DType;
 use trainer::runtime::{Device, Executor, OrtExecutor};
 
 fn mnist() -> Dataset {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/mnist");
-    Dataset::load_dir(&dir, Split::Train)
+    Dataset::load_dir(&workspace_mnist_dir(), Split::Train)
         .unwrap_or_else(|e| panic!("MNIST is needed for this test ({e}); run `cargo xtask setup`"))
 }
 

@@ -54,7 +54,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let tool = stages.time("build the mcugan tool (release)", || build_mcugan(&root))?;
 
     let (model, report) = if args.committed {
-        let dir = root.join(crate::DEFAULT_MODEL_DIR);
+        let dir = root.join(checkpoint::workspace::DEFAULT_MODEL_DIR);
         for name in [
             "model.bin",
             "export-report.json",

@@ -55,10 +55,6 @@ fn main() -> Result<()> {
     }
 }
 
-/// The committed default model (made by `mcugan train` + `mcugan export`, see its README), which
-/// the LM3S6965 firmware embeds unless `MCUGAN_MODEL` names another.
-pub const DEFAULT_MODEL_DIR: &str = "models/lm3s6965";
-
 /// The workspace root (xtask lives one level below it).
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -17,7 +17,7 @@ const TARGETS: [&str; 4] = [
 
 /// ONNX Runtime's CPU library, from the PyPI wheel (the version ort 2.0.0-rc.15 is built for).
 pub const ORT_VERSION: &str = "1.31.1";
-pub const ORT_LIB: &str = "libonnxruntime.so.1.31.1";
+pub const ORT_LIB: &str = checkpoint::workspace::ONNX_RUNTIME_LIBRARY;
 const ORT_WHEEL: &str = "onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl";
 const ORT_WHEEL_SHA256: &str = "5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f";
 const ORT_LIB_SHA256: &str = "fc44112fbe06d7d689c57e11d3862031f64711007e4ee020f8eed5185fd2c1d3";
@@ -50,11 +50,12 @@ const MNIST: [(&str, &str, &str); 4] = [
 /// Where the ONNX Runtime library goes; the trainer loads it from here unless `ORT_DYLIB_PATH`
 /// says otherwise.
 pub fn ort_library(root: &Path) -> PathBuf {
-    root.join(".cache/onnxruntime").join(ORT_LIB)
+    root.join(checkpoint::workspace::ONNX_RUNTIME_DIR)
+        .join(ORT_LIB)
 }
 
 pub fn mnist_dir(root: &Path) -> PathBuf {
-    root.join("data/mnist")
+    root.join(checkpoint::workspace::MNIST)
 }
 
 pub fn run() -> Result<()> {

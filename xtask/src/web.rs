@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::util::{self, step};
 
@@ -97,7 +97,7 @@ pub fn build_site(dest: &Path) -> Result<()> {
 /// The model the page has built in (`web/src/lib.rs` includes it): the committed default.
 fn default_model() -> PathBuf {
     crate::root()
-        .join(crate::DEFAULT_MODEL_DIR)
+        .join(checkpoint::workspace::DEFAULT_MODEL_DIR)
         .join("model.bin")
 }
 
@@ -381,21 +381,12 @@ fn drive_browser(site: &Path, scenarios: &[Scenario], work: &Path) -> Result<ser
         .current_dir(dir())
         .spawn()
         .context("cannot start node (is it installed? `cargo xtask setup`)")?;
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if started.elapsed() > BROWSER_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!(
-                "the browser test ({}) took over {} s",
-                driver.display(),
-                BROWSER_TIMEOUT.as_secs()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    let Some(status) = harness::node::wait_or_kill(&mut child, BROWSER_TIMEOUT)? else {
+        bail!(
+            "the browser test ({}) took over {} s",
+            driver.display(),
+            BROWSER_TIMEOUT.as_secs()
+        );
     };
     ensure!(status.success(), "{} failed ({status})", driver.display());
     let text = std::fs::read_to_string(&results_path)

@@ -8,16 +8,13 @@ pub use idx::{IdxArray, read_idx};
 
 use std::path::{Path, PathBuf};
 
-/// Where `cargo xtask setup` puts MNIST, inside the workspace.
-pub const MNIST_IN_WORKSPACE: &str = "data/mnist";
-
 /// The MNIST folder `cargo xtask setup` fills: `MCUGAN_MNIST_DIR` when set, else
-/// [`MNIST_IN_WORKSPACE`] in the workspace found at run time.
+/// `checkpoint::workspace::MNIST` in the workspace found at run time.
 pub fn default_mnist_dir() -> Result<PathBuf, checkpoint::workspace::WorkspaceError> {
     match std::env::var_os("MCUGAN_MNIST_DIR") {
         Some(dir) => Ok(PathBuf::from(dir)),
         None => checkpoint::workspace::path(
-            MNIST_IN_WORKSPACE,
+            checkpoint::workspace::MNIST,
             "the default MNIST folder (or name it: --data, or --dir for `mcugan data`)",
         ),
     }

@@ -19,16 +19,12 @@ fn oerr(e: impl std::fmt::Display) -> RuntimeError {
     RuntimeError::Ort(e.to_string())
 }
 
-/// Where `cargo xtask setup` puts the library, inside the workspace.
-pub const LIBRARY_IN_WORKSPACE: &str = ".cache/onnxruntime/libonnxruntime.so.1.31.1";
-
-/// [`LIBRARY_IN_WORKSPACE`] in the workspace found at run time.
+/// Where `cargo xtask setup` puts the library, in the workspace found at run time.
 pub fn default_library_path() -> RResult<PathBuf> {
-    checkpoint::workspace::path(
-        LIBRARY_IN_WORKSPACE,
-        "the ONNX Runtime library (or set ORT_DYLIB_PATH)",
-    )
-    .map_err(|e| RuntimeError::NoWorkspace(e.to_string()))
+    use checkpoint::workspace::{ONNX_RUNTIME_DIR, ONNX_RUNTIME_LIBRARY, root};
+    root("the ONNX Runtime library (or set ORT_DYLIB_PATH)")
+        .map(|root| root.join(ONNX_RUNTIME_DIR).join(ONNX_RUNTIME_LIBRARY))
+        .map_err(|e| RuntimeError::NoWorkspace(e.to_string()))
 }
 
 static ENV: OnceLock<Environment> = OnceLock::new();
