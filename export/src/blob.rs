@@ -1,10 +1,9 @@
-//! The writer of the model blob that `firmware::format` specifies and decodes: the quantizer
-//! fills a [`ModelSpec`] with row-major tensors and gets back the bytes the board reads.
+//! The model blob from a quantized model: the quantizer fills a [`ModelSpec`] with row-major
+//! tensors, which are packed into the layout `firmware::format` specifies and encoded by its
+//! writer into the bytes the board reads.
 
-use firmware::crc::crc32;
 use firmware::format::{
-    BLOCK, Dense, Error, FORMAT_VERSION, Header, MAGIC, Model, Storage, WeightKind, padded_rows,
-    weight_bytes,
+    self, BLOCK, Dense, Error, Header, Model, Storage, WeightKind, padded_rows, weight_bytes,
 };
 
 /// One dense layer, tensors in the natural order (`weights[o * inputs + i]`).
@@ -126,10 +125,7 @@ impl ModelSpec {
             height: u8::try_from(self.height).map_err(|_| narrow(0, "image too high"))?,
             layers: u8::try_from(self.layers.len()).map_err(|_| narrow(0, "too many layers"))?,
         };
-        let mut out = Vec::new();
-        out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend(postcard::to_allocvec(&header).expect("postcard writes to a Vec"));
+        let mut packed = Vec::with_capacity(self.layers.len());
         for (index, l) in self.layers.iter().enumerate() {
             let n = l.outputs;
             if l.bias.len() != n || l.multiplier.len() != n || l.shift.len() != n {
@@ -139,30 +135,37 @@ impl ModelSpec {
                 ));
             }
             let words = |v: &[i32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-            let (weights, bias, multiplier) = (
+            let shift: Vec<u8> = l.shift.iter().map(|&s| s as u8).collect();
+            packed.push((
                 l.packed_weights(index)?,
                 words(&l.bias),
                 words(&l.multiplier),
-            );
-            let shift: Vec<u8> = l.shift.iter().map(|&s| s as u8).collect();
-            let dense = Dense {
+                shift,
+            ));
+        }
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for (index, (l, (weights, bias, multiplier, shift))) in
+            self.layers.iter().zip(&packed).enumerate()
+        {
+            layers.push(Dense {
                 inputs: u16::try_from(l.inputs).map_err(|_| narrow(index, "too many inputs"))?,
-                outputs: u16::try_from(n).map_err(|_| narrow(index, "too many outputs"))?,
+                outputs: u16::try_from(l.outputs).map_err(|_| narrow(index, "too many outputs"))?,
                 kind: l.kind,
                 output: l.output,
                 output_offset: l.output_offset,
                 clamp_min: l.clamp_min,
                 clamp_max: l.clamp_max,
-                weights: &weights,
-                bias: &bias,
-                multiplier: &multiplier,
-                shift: &shift,
-            };
-            out.extend(postcard::to_allocvec(&dense).expect("postcard writes to a Vec"));
+                pad: &[],
+                weights,
+                bias,
+                multiplier,
+                shift,
+            });
         }
-        out.extend(postcard::to_allocvec(&self.lut[..]).expect("postcard writes to a Vec"));
-        let crc = crc32(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
+        let mut out = vec![0; format::encoded_len_bound(&layers, &self.lut)];
+        let len =
+            format::write(&header, &layers, &self.lut, &mut out).map_err(BuildError::Rejected)?;
+        out.truncate(len);
         Model::from_bytes(&out).map_err(BuildError::Rejected)?;
         Ok(out)
     }

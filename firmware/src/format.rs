@@ -1,6 +1,6 @@
 //! The model blob: one integer-only generator, decoded zero-copy from flash.
 //!
-//! # Wire format, version 2
+//! # Wire format, version 3
 //!
 //! Integers inside the postcard parts use postcard's encoding (unsigned varints, zigzag varints
 //! for signed types wider than a byte, `u8`/`i8` as one raw byte, byte slices as a varint length
@@ -13,10 +13,18 @@
 //! | header   | postcard [`Header`]                        | input, image size, layer count       |
 //! | layers   | `header.layers` × postcard [`Dense`]       | in order, input to output            |
 //! | lut      | postcard byte slice, exactly 256 bytes     | last layer's stored byte → grey 0–255 |
+//! | pad      | postcard byte slice, 0–3 zero bytes        | makes the blob's length a multiple of 4 |
 //! | crc      | `u32` little-endian, raw                   | CRC-32 of every byte before it       |
 //!
 //! Decoding checks, in order: length, magic, version (so an old or new blob says "version"
 //! rather than "CRC"), CRC, then every field; nothing is used before all of it has passed.
+//!
+//! ## Alignment
+//! Each layer's `weights` start at a multiple of 4 bytes from the blob's first byte (its `pad`,
+//! 0–3 zero bytes, puts them there), and the blob's length is a multiple of 4. A board keeps the
+//! blob in a word-aligned static ([`crate::include_model!`]), so that a kernel reads a column's
+//! weights as aligned words: the Cortex-M0+ has no unaligned loads, and assembling a word from
+//! four byte loads cost it more than the multiplies. [`write`] places the pads.
 //!
 //! ## Input
 //! The generator's input is `latent + classes` int8 values with zero point 0: the latent noise,
@@ -49,7 +57,7 @@
 //! * Load refuses a layer unless `|bias| + Σ|w| · max|x| < 2^31` for every channel, so no
 //!   accumulator can overflow whatever the input.
 //!
-//! Version 1 differed only in the int4 nibbles, which were two's complement.
+//! Version 2 had no pads; version 1 also stored the int4 nibbles in two's complement.
 
 use crate::crc::crc32;
 use serde::{Deserialize, Serialize};
@@ -57,7 +65,7 @@ use serde::{Deserialize, Serialize};
 /// The four bytes every model blob starts with.
 pub const MAGIC: [u8; 4] = *b"MGAN";
 /// The wire format this firmware reads; bumped on any incompatible change.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 /// Output channels per weight block (see the module doc).
 pub const BLOCK: usize = 8;
 /// Most layers a model may have (the decoded layer list lives on the stack).
@@ -109,6 +117,9 @@ pub enum Error {
     Image,
     /// The grey table is not 256 bytes.
     Lut,
+    /// A pad is longer than 3 bytes or not zero, or leaves weights or the blob's end off a
+    /// 4-byte boundary (see the module doc).
+    Alignment,
     /// The caller's input or buffers are shorter than the model needs.
     BufferTooSmall,
 }
@@ -132,6 +143,7 @@ impl Error {
             Error::Input => "bad input spec",
             Error::Image => "bad image size",
             Error::Lut => "bad output table",
+            Error::Alignment => "model misaligned",
             Error::BufferTooSmall => "buffers too small",
         }
     }
@@ -206,6 +218,8 @@ pub struct Dense<'a> {
     pub output_offset: i16,
     pub clamp_min: i16,
     pub clamp_max: i16,
+    /// 0–3 zero bytes that put `weights` on a 4-byte boundary of the blob; [`write`] sets it.
+    pub pad: &'a [u8],
     pub weights: &'a [u8],
     pub bias: &'a [u8],
     pub multiplier: &'a [u8],
@@ -264,6 +278,10 @@ pub struct Model<'a> {
     lut: &'a [u8; 256],
 }
 
+fn valid_pad(pad: &[u8]) -> bool {
+    pad.len() <= 3 && pad.iter().all(|&b| b == 0)
+}
+
 fn requant_ok(multiplier: i32, shift: i8) -> bool {
     let t = 31 - shift as i32;
     multiplier >= 0 && (1..=62).contains(&t)
@@ -301,10 +319,21 @@ impl<'a> Model<'a> {
             layers.push(layer).map_err(|_| Error::LayerCount)?;
             body = rest;
         }
-        let (lut, rest) =
+        let (lut, body) =
+            postcard::take_from_bytes::<&'a [u8]>(body).map_err(|_| Error::Malformed)?;
+        let (pad, rest) =
             postcard::take_from_bytes::<&'a [u8]>(body).map_err(|_| Error::Malformed)?;
         if !rest.is_empty() {
             return Err(Error::TrailingBytes);
+        }
+        let offset = |s: &[u8]| s.as_ptr().addr().wrapping_sub(blob.as_ptr().addr());
+        let aligned = blob.len().is_multiple_of(4)
+            && valid_pad(pad)
+            && layers
+                .iter()
+                .all(|l| valid_pad(l.pad) && offset(l.weights).is_multiple_of(4));
+        if !aligned {
+            return Err(Error::Alignment);
         }
         let lut: &'a [u8; 256] = lut.try_into().map_err(|_| Error::Lut)?;
         let model = Model {
@@ -416,4 +445,54 @@ impl<'a> Model<'a> {
     pub fn grey(&self, stored: u8) -> u8 {
         self.lut[stored as usize]
     }
+}
+
+/// Bytes [`write`] needs at most for these parts.
+pub fn encoded_len_bound(layers: &[Dense<'_>], lut: &[u8]) -> usize {
+    // Postcard's varints: a header under 32 bytes, a layer's fixed fields and length prefixes
+    // under 40, a pad under 4.
+    let layer =
+        |l: &Dense<'_>| 44 + l.weights.len() + l.bias.len() + l.multiplier.len() + l.shift.len();
+    PREFIX + 32 + layers.iter().map(layer).sum::<usize>() + 8 + lut.len() + 4 + 4
+}
+
+/// Encodes a blob into `out` and returns its length: the one writer of this format, which sets
+/// every pad (each layer's `pad` is ignored) and the CRC. It checks nothing else, so that tests
+/// can write faulty blobs too; [`Model::from_bytes`] says whether the result is a valid model.
+pub fn write(
+    header: &Header,
+    layers: &[Dense<'_>],
+    lut: &[u8],
+    out: &mut [u8],
+) -> Result<usize, Error> {
+    const ZEROS: [u8; 3] = [0; 3];
+    fn put<T: Serialize + ?Sized>(value: &T, out: &mut [u8], at: usize) -> Result<usize, Error> {
+        let rest = out.get_mut(at..).ok_or(Error::BufferTooSmall)?;
+        let written = postcard::to_slice(value, rest).map_err(|_| Error::BufferTooSmall)?;
+        Ok(at + written.len())
+    }
+    let head = out.get_mut(..PREFIX).ok_or(Error::BufferTooSmall)?;
+    head[..4].copy_from_slice(&MAGIC);
+    head[4..].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    let mut n = put(header, out, PREFIX)?;
+    for layer in layers {
+        let mut layer = Dense { pad: &[], ..*layer };
+        let end = put(&layer, out, n)?;
+        // Where the weights landed, read back from the encoding itself.
+        let (decoded, _) =
+            postcard::take_from_bytes::<Dense<'_>>(&out[n..end]).map_err(|_| Error::Malformed)?;
+        let at = decoded.weights.as_ptr().addr() - out.as_ptr().addr();
+        let pad = (4 - at % 4) % 4;
+        layer.pad = &ZEROS[..pad];
+        n = put(&layer, out, n)?;
+    }
+    n = put(lut, out, n)?;
+    // The pad's one-byte length, its bytes and the CRC end on a 4-byte boundary.
+    let pad = (4 - (n + 1 + 4) % 4) % 4;
+    n = put(&ZEROS[..pad], out, n)?;
+    let crc = crc32(&out[..n]);
+    out.get_mut(n..n + 4)
+        .ok_or(Error::BufferTooSmall)?
+        .copy_from_slice(&crc.to_le_bytes());
+    Ok(n + 4)
 }

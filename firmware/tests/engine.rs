@@ -6,7 +6,7 @@ mod common;
 use export::host_engine::HostModel;
 use export::quantize::INPUT_SCALE;
 use export::synth::{quantize_random, random_generator};
-use firmware::engine::{Kernel, forward, requantize};
+use firmware::engine::{Kernel, forward, mul_high_halves, requantize};
 use firmware::format::{Model, WeightKind};
 use firmware::noise::{Choice, draw, model_input};
 
@@ -217,6 +217,37 @@ fn requantize_matches_exact_rational_rounding() {
     // Half rounds up, also for negatives: -2.5 → -2, 2.5 → 3.
     assert_eq!(requantize(-5, 1 << 30, 0), -2);
     assert_eq!(requantize(5, 1 << 30, 0), 3);
+}
+
+/// The Cortex-M0+'s high-word multiply (four 16-bit products) against the 64-bit product, on
+/// random words and on every pair of the extremes.
+#[test]
+fn the_high_word_from_halves_is_the_high_word_of_the_product() {
+    let edges = [
+        i32::MIN,
+        i32::MIN + 1,
+        -65537,
+        -65536,
+        -65535,
+        -1,
+        0,
+        1,
+        65535,
+        65536,
+        i32::MAX,
+    ];
+    let mut rng = common::rng(9);
+    let random = (0..200_000).map(|_| (rng.next_u32() as i32, rng.next_u32() as i32));
+    let pairs = edges
+        .iter()
+        .flat_map(|&a| edges.iter().map(move |&b| (a, b)));
+    for (a, b) in random.chain(pairs) {
+        assert_eq!(
+            mul_high_halves(a, b),
+            ((a as i64 * b as i64) >> 32) as i32,
+            "{a} · {b}"
+        );
+    }
 }
 
 /// Per output, a sound bound on |integer − float / scale| after each layer: half a level of

@@ -85,8 +85,10 @@ fn version_magic_and_crc_are_reported_as_such() {
     );
     assert_eq!(err.as_str(), "model version differs");
     assert!(
-        err.to_string()
-            .contains("version 3, this firmware reads version 2"),
+        err.to_string().contains(&format!(
+            "version {}, this firmware reads version {FORMAT_VERSION}",
+            FORMAT_VERSION + 1
+        )),
         "{err}"
     );
 
@@ -244,5 +246,101 @@ proptest! {
         blob.extend_from_slice(&[0; 4]);
         reseal(&mut blob);
         prop_assert!(decode_and_run(&blob).is_err());
+    }
+}
+
+/// Postcard bytes of one value.
+fn encoded<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    let mut buf = vec![0; 1 << 16];
+    postcard::to_slice(value, &mut buf).unwrap().to_vec()
+}
+
+/// A valid blob re-encoded by hand (not by `format::write`), each layer's pad from `layer_pad`
+/// (given the layer's index and its pad) and the end pad from `end_pad` (given the blob's end
+/// pad), and resealed.
+fn with_pads(
+    blob: &[u8],
+    layer_pad: impl Fn(usize, &[u8]) -> Vec<u8>,
+    end_pad: impl Fn(&[u8]) -> Vec<u8>,
+) -> Vec<u8> {
+    use firmware::format::{Dense, Header};
+    let (header, mut rest) = postcard::take_from_bytes::<Header>(&blob[6..]).unwrap();
+    let mut out = blob[..6].to_vec();
+    out.extend(encoded(&header));
+    for k in 0..header.layers as usize {
+        let (layer, r) = postcard::take_from_bytes::<Dense>(rest).unwrap();
+        let pad = layer_pad(k, layer.pad);
+        out.extend(encoded(&Dense { pad: &pad, ..layer }));
+        rest = r;
+    }
+    let (lut, rest) = postcard::take_from_bytes::<&[u8]>(rest).unwrap();
+    let (end, _) = postcard::take_from_bytes::<&[u8]>(rest).unwrap();
+    out.extend(encoded(lut));
+    out.extend(encoded(&end_pad(end)[..]));
+    out.extend([0; 4]);
+    reseal(&mut out);
+    out
+}
+
+#[test]
+fn the_writer_puts_every_layers_weights_and_the_end_on_a_word_boundary() {
+    for seed in 0..40usize {
+        let widths = [1 + seed % 7, 8 + seed * 3 % 29, 16];
+        let kinds = [WeightKind::Int4, WeightKind::Int8];
+        let spec = common::model(seed as u64, 3 + seed % 5, seed % 11, &widths, &kinds, false);
+        let blob = spec.to_bytes().unwrap();
+        assert!(blob.len().is_multiple_of(4), "length {}", blob.len());
+        let model = Model::from_bytes(&blob).unwrap();
+        for layer in model.layers() {
+            let at = layer.weights.as_ptr().addr() - blob.as_ptr().addr();
+            assert!(at.is_multiple_of(4), "seed {seed}: weights at byte {at}");
+            assert!(layer.pad.len() <= 3 && layer.pad.iter().all(|&b| b == 0));
+        }
+    }
+}
+
+#[test]
+fn a_pad_that_is_not_zero_too_long_or_off_the_boundary_is_refused() {
+    let good = sample_blob();
+    let same = |_: usize, p: &[u8]| p.to_vec();
+    let end = |p: &[u8]| p.to_vec();
+    // The hand encoding with the writer's own pads gives the writer's blob back.
+    assert_eq!(with_pads(&good, same, end), good);
+    let model = Model::from_bytes(&good).unwrap();
+    let padded = model.layers().iter().position(|l| !l.pad.is_empty());
+    let padded = padded.expect("the sample has a layer whose weights needed a pad");
+    let at = |k: usize, f: fn(&[u8]) -> Vec<u8>| {
+        move |i: usize, p: &[u8]| if i == k { f(p) } else { p.to_vec() }
+    };
+    let cases = [
+        (
+            "a pad byte that is not zero",
+            with_pads(&good, at(padded, |p| vec![1; p.len()]), end),
+        ),
+        (
+            "a pad of more than 3 bytes",
+            with_pads(&good, at(padded, |p| [p, &[0; 4]].concat()), end),
+        ),
+        (
+            "weights off the boundary",
+            with_pads(&good, at(0, |p| [p, &[0]].concat()), end),
+        ),
+        (
+            "a length off the boundary",
+            with_pads(&good, same, |p: &[u8]| {
+                if p.len() < 3 {
+                    [p, &[0]].concat()
+                } else {
+                    p[1..].to_vec()
+                }
+            }),
+        ),
+    ];
+    for (what, blob) in cases {
+        assert_eq!(
+            Model::from_bytes(&blob).err(),
+            Some(Error::Alignment),
+            "{what}"
+        );
     }
 }

@@ -16,7 +16,7 @@ mod common;
 
 use firmware::crc::crc32;
 use firmware::engine::{Kernel, forward};
-use firmware::format::{Dense, Error, Header, MAX_LAYERS, MAX_WIDTH, Model, WeightKind};
+use firmware::format::{self, Dense, Error, Header, MAX_LAYERS, MAX_WIDTH, Model, WeightKind};
 use firmware::noise::SplitMix64;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
@@ -113,23 +113,12 @@ fn parts(blob: &[u8]) -> Parts<'_> {
     }
 }
 
-/// Encodes parts back into a sealed blob.
+/// Encodes parts back into a sealed blob with the format's own writer, which places the pads.
 fn encode(header: &Header, layers: &[Dense<'_>], lut: &[u8]) -> Vec<u8> {
-    let mut buf = vec![0u8; 64 + lut.len() + layers.iter().map(encoded_len).sum::<usize>()];
-    let mut out = Vec::from(&b"MGAN"[..]);
-    out.extend_from_slice(&firmware::format::FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(postcard::to_slice(header, &mut buf).expect("header fits"));
-    for layer in layers {
-        out.extend_from_slice(postcard::to_slice(layer, &mut buf).expect("layer fits"));
-    }
-    out.extend_from_slice(postcard::to_slice(&lut, &mut buf).expect("lut fits"));
-    out.extend_from_slice(&[0; 4]);
-    reseal(&mut out);
+    let mut out = vec![0u8; format::encoded_len_bound(layers, lut)];
+    let len = format::write(header, layers, lut, &mut out).expect("the bound holds the blob");
+    out.truncate(len);
     out
-}
-
-fn encoded_len(layer: &Dense<'_>) -> usize {
-    64 + layer.weights.len() + layer.bias.len() + layer.multiplier.len() + layer.shift.len()
 }
 
 /// Bytes for a slice of `len`: the real ones where they reach, then a pattern.

@@ -51,24 +51,58 @@ pub(super) fn dense_blocks<A: Activation>(
                 finish(layer, b, &acc, rows);
             }
         }
-        WeightKind::Int4 => {
-            let blocks = layer.weights.chunks_exact(BLOCK / 2 * inputs);
-            // Unsigned inputs take the lane kernel, which drains where `Drains` says.
-            let drains = (!A::SIGNED).then(|| Drains::new(input));
-            // `8 · Σx` undoes the nibbles' offset; once per layer, not per row.
-            let offset = input
-                .iter()
-                .fold(0i32, |s, &x| s.wrapping_add(A::value(x)))
-                .wrapping_mul(8);
-            for (b, (block, rows)) in blocks.zip(out.chunks_mut(BLOCK)).enumerate() {
-                let columns = block.as_chunks::<{ BLOCK / 2 }>().0;
-                let acc = match &drains {
-                    Some(drains) => lanes_int4(input, columns, drains, offset),
-                    None => block_int4::<A>(input, columns, offset),
-                };
-                finish(layer, b, &acc, rows);
+        // The format aligns the weights within the blob, and the boards align the blob: there a
+        // column is one aligned word. A host blob in an unaligned buffer takes byte loads.
+        WeightKind::Int4 => match bytemuck::try_cast_slice::<u8, u32>(layer.weights) {
+            Ok(words) => int4_blocks::<A, u32>(layer, words, input, out),
+            Err(_) => {
+                let columns = layer.weights.as_chunks::<{ BLOCK / 2 }>().0;
+                int4_blocks::<A, [u8; BLOCK / 2]>(layer, columns, input, out)
             }
-        }
+        },
+    }
+}
+
+/// One column's eight int4 weights: a little-endian word, loaded whole or byte by byte.
+trait Column {
+    fn word(&self) -> u32;
+}
+
+impl Column for u32 {
+    #[inline(always)]
+    fn word(&self) -> u32 {
+        u32::from_le(*self)
+    }
+}
+
+impl Column for [u8; BLOCK / 2] {
+    #[inline(always)]
+    fn word(&self) -> u32 {
+        u32::from_le_bytes(*self)
+    }
+}
+
+/// An int4 layer's blocks; `columns` holds one word per column, block after block.
+fn int4_blocks<A: Activation, C: Column>(
+    layer: &Dense<'_>,
+    columns: &[C],
+    input: &[u8],
+    out: &mut [u8],
+) {
+    // Unsigned inputs take the lane kernel, which drains where `Drains` says.
+    let drains = (!A::SIGNED).then(|| Drains::new(input));
+    // `8 · Σx` undoes the nibbles' offset; once per layer, not per row.
+    let offset = input
+        .iter()
+        .fold(0i32, |s, &x| s.wrapping_add(A::value(x)))
+        .wrapping_mul(8);
+    let blocks = columns.chunks_exact(input.len().max(1));
+    for (b, (columns, rows)) in blocks.zip(out.chunks_mut(BLOCK)).enumerate() {
+        let acc = match &drains {
+            Some(drains) => lanes_int4(input, columns, drains, offset),
+            None => block_int4::<A, C>(input, columns, offset),
+        };
+        finish(layer, b, &acc, rows);
     }
 }
 
@@ -155,11 +189,7 @@ fn portable_int8<A: Activation>(input: &[u8], columns: &[[u8; BLOCK]]) -> [i32; 
 
 /// Int4 with signed activations (a first layer, which reads the noise): nibble by nibble.
 #[inline(never)]
-fn block_int4<A: Activation>(
-    input: &[u8],
-    columns: &[[u8; BLOCK / 2]],
-    offset: i32,
-) -> [i32; BLOCK] {
+fn block_int4<A: Activation, C: Column>(input: &[u8], columns: &[C], offset: i32) -> [i32; BLOCK] {
     let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
     let (mut a4, mut a5, mut a6, mut a7) = (0i32, 0i32, 0i32, 0i32);
     for (&x, w) in input.iter().zip(columns) {
@@ -167,7 +197,7 @@ fn block_int4<A: Activation>(
         if x == 0 {
             continue;
         }
-        let word = u32::from_le_bytes(*w);
+        let word = w.word();
         let m = |r: u32| (((word >> (4 * r)) & 0xF) as i32).wrapping_mul(x);
         a0 = a0.wrapping_add(m(0));
         a1 = a1.wrapping_add(m(1));
@@ -197,31 +227,33 @@ const LANE_BUDGET: u32 = u16::MAX as u32 / 15;
 /// [`LANE_BUDGET`], so that a lane never carries into the next, whatever the weights. ReLU
 /// outputs are small and sparse: a 192-wide layer drains once or twice, not every 16 columns.
 pub(super) struct Drains {
-    /// Runs in each segment, in order; `segments` of them are used.
-    runs: [u8; MAX_RUNS],
-    segments: usize,
+    /// Whether the lanes are drained after each run (the last run of a segment).
+    after: [bool; MAX_RUNS],
+    /// Whether they are drained before the columns after the last whole run too, which would
+    /// otherwise overfill the last segment's lanes.
+    before_rest: bool,
 }
 
 impl Drains {
     pub(super) fn new(input: &[u8]) -> Self {
-        let mut drains = Drains {
-            runs: [0; MAX_RUNS],
-            segments: 0,
-        };
+        let mut after = [false; MAX_RUNS];
         let mut total = 0;
+        let (runs, rest) = input.as_chunks::<RUN>();
         // Each run alone sums to at most 16 · 255 = 4 080, within the budget.
-        for run in input.as_chunks::<RUN>().0 {
+        for (r, run) in runs.iter().enumerate() {
             let sum = run.iter().map(|&x| x as u32).sum::<u32>();
-            if drains.segments == 0 || total + sum > LANE_BUDGET {
-                drains.segments += 1;
+            if total + sum > LANE_BUDGET
+                && let Some(previous) = r.checked_sub(1).and_then(|p| after.get_mut(p))
+            {
+                *previous = true;
                 total = 0;
             }
             total += sum;
-            if let Some(runs) = drains.runs.get_mut(drains.segments - 1) {
-                *runs += 1;
-            }
         }
-        drains
+        Drains {
+            after,
+            before_rest: total + rest.iter().map(|&x| x as u32).sum::<u32>() > LANE_BUDGET,
+        }
     }
 }
 
@@ -233,9 +265,9 @@ impl Drains {
 /// LLVM's recomputing the column's address, for want of a register) and 2 per zero column,
 /// which ReLU leaves often (44% of the columns in the default model).
 #[inline(never)]
-fn lanes_int4(
+fn lanes_int4<C: Column>(
     input: &[u8],
-    columns: &[[u8; BLOCK / 2]],
+    columns: &[C],
     drains: &Drains,
     offset: i32,
 ) -> [i32; BLOCK] {
@@ -251,17 +283,15 @@ fn lanes_int4(
     let mut l = [0u32; 4];
     let (xs, x_rest) = input.as_chunks::<RUN>();
     let (ws, w_rest) = columns.as_chunks::<RUN>();
-    let mut start = 0;
-    for &runs in drains.runs.iter().take(drains.segments) {
-        let end = start + runs as usize;
-        let (Some(x), Some(w)) = (xs.get(start..end), ws.get(start..end)) else {
-            break;
-        };
-        for (x, w) in x.iter().zip(w) {
-            lanes_run(&mut l, x, w);
+    // One loop over the runs, which LLVM walks with a pointer for each.
+    for ((x, w), &after) in xs.iter().zip(ws).zip(&drains.after) {
+        l = lanes_run(l, x, w);
+        if after {
+            drain(&mut l);
         }
+    }
+    if drains.before_rest {
         drain(&mut l);
-        start = end;
     }
     for (&x, w) in x_rest.iter().zip(w_rest) {
         lanes_column(&mut l, x, w);
@@ -281,25 +311,51 @@ fn lanes_int4(
 /// because the zero test splits them into blocks (unrolled without it, LLVM loads all the
 /// columns first and spills them).
 #[inline(always)]
-fn lanes_run(l: &mut [u32; 4], xs: &[u8; RUN], ws: &[[u8; BLOCK / 2]; RUN]) {
-    // In locals, so that the lanes stay in registers across the zero tests' branches.
-    let mut lanes = *l;
+fn lanes_run<C: Column>(mut lanes: [u32; 4], xs: &[u8; RUN], ws: &[C; RUN]) -> [u32; 4] {
     macro_rules! columns {
         ($($j:literal)*) => { $( lanes_column(&mut lanes, xs[$j], &ws[$j]); )* };
     }
     columns!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
-    *l = lanes;
+    lanes
 }
 
 #[inline(always)]
-fn lanes_column(l: &mut [u32; 4], x: u8, w: &[u8; BLOCK / 2]) {
+fn lanes_column<C: Column>(l: &mut [u32; 4], x: u8, w: &C) {
     let x = x as u32;
     if x == 0 {
         return;
     }
-    let w = u32::from_le_bytes(*w);
+    let w = w.word();
     l[0] = l[0].wrapping_add((w & LANES).wrapping_mul(x));
     l[1] = l[1].wrapping_add(((w >> 4) & LANES).wrapping_mul(x));
     l[2] = l[2].wrapping_add(((w >> 8) & LANES).wrapping_mul(x));
     l[3] = l[3].wrapping_add(((w >> 12) & LANES).wrapping_mul(x));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::MAX_WIDTH;
+
+    /// The largest sums the lanes can meet: every nibble 15 and every activation 255, over
+    /// widths with and without columns after the last whole run, against a plain sum.
+    #[test]
+    fn the_lanes_never_carry_into_each_other() {
+        for inputs in [1, 15, 16, 17, 31, 255, 256, 300, 303, 1024, 1039, MAX_WIDTH] {
+            for x in [1u8, 127, 255] {
+                let input = [x; MAX_WIDTH];
+                let input = &input[..inputs];
+                let columns = [u32::MAX; MAX_WIDTH];
+                let columns = &columns[..inputs];
+                let offset = 8 * x as i32 * inputs as i32;
+                let acc = lanes_int4(input, columns, &Drains::new(input), offset);
+                // Nibble 15 stands for 7.
+                assert_eq!(
+                    acc,
+                    [7 * x as i32 * inputs as i32; BLOCK],
+                    "{inputs} inputs of {x}"
+                );
+            }
+        }
+    }
 }

@@ -76,8 +76,37 @@ fn requantize_usual(acc: i32, multiplier: i32, shift: i8) -> Option<i32> {
     if k > 29 {
         return None;
     }
-    let q = ((acc as i64 * multiplier as i64) >> 32) as i32 >> k;
+    let q = mul_high(acc, multiplier) >> k;
     Some((q >> 1) + (q & 1))
+}
+
+/// `⌊a · b / 2³²⌋`, the high word of the exact product. Thumb-2 and hosts have a 32 × 32 → 64
+/// multiply; the Cortex-M0+ has not, and LLVM calls a 64 × 64 routine for it (about a tenth of a
+/// digit's time on the Pico), so there the product is taken in 16-bit halves.
+#[inline(always)]
+fn mul_high(a: i32, b: i32) -> i32 {
+    if cfg!(mcugan_armv6m) {
+        mul_high_halves(a, b)
+    } else {
+        ((a as i64 * b as i64) >> 32) as i32
+    }
+}
+
+/// [`mul_high`] from four 16 × 16 → 32 products: `a = ah · 2¹⁶ + al` with `al` unsigned,
+/// likewise `b`; each partial product fits 32 bits, and the carries out of the low word are
+/// added back exactly.
+#[inline(always)]
+pub fn mul_high_halves(a: i32, b: i32) -> i32 {
+    let (ah, al) = (a >> 16, a & 0xFFFF);
+    let (bh, bl) = (b >> 16, b & 0xFFFF);
+    let low = (al as u32).wrapping_mul(bl as u32);
+    // |ah · bl| and |al · bh| are below 2³¹: 2¹⁵ · (2¹⁶ − 1).
+    let (m1, m2) = (ah.wrapping_mul(bl), al.wrapping_mul(bh));
+    let carry = (low >> 16) as i32 + (m1 & 0xFFFF) + (m2 & 0xFFFF);
+    ah.wrapping_mul(bh)
+        .wrapping_add(m1 >> 16)
+        .wrapping_add(m2 >> 16)
+        .wrapping_add(carry >> 16)
 }
 
 /// Requantizes one accumulator of channel `o` and stores it in the layer's output type.
