@@ -6,8 +6,8 @@ mod common;
 use export::host_engine::HostModel;
 use export::quantize::INPUT_SCALE;
 use export::synth::{quantize_random, random_generator};
-use firmware::engine::{Kernel, forward, mul_high_halves, requantize};
-use firmware::format::{Model, WeightKind};
+use firmware::engine::{Kernel, forward, mul_high_halves, requantize, store_channel};
+use firmware::format::{Dense, Model, Storage, WeightKind};
 use firmware::noise::{Choice, draw, model_input};
 
 fn run(model: &Model<'_>, kernel: Kernel, input: &[i8]) -> (Vec<u8>, u32) {
@@ -217,6 +217,58 @@ fn requantize_matches_exact_rational_rounding() {
     // Half rounds up, also for negatives: -2.5 → -2, 2.5 → 3.
     assert_eq!(requantize(-5, 1 << 30, 0), -2);
     assert_eq!(requantize(5, 1 << 30, 0), 3);
+}
+
+/// What a layer stores for an accumulator, on every exponent the format allows (the engine's
+/// own paths for the usual and the wide ratios), equals the exact rational requantization with
+/// the offset added and the clamp applied.
+#[test]
+fn stored_outputs_equal_exact_requantization_then_clamp() {
+    let mut rng = common::rng(12);
+    let clamps = [
+        (Storage::U8, 0, 255),
+        (Storage::U8, 0, 127),
+        (Storage::I8, -127, 127),
+    ];
+    for i in 0..300_000 {
+        let (output, clamp_min, clamp_max) = clamps[i % clamps.len()];
+        let output_offset = [0, 0, common::int(&mut rng, -300, 300)][i % 3] as i16;
+        let layer = Dense {
+            inputs: 1,
+            outputs: 1,
+            kind: WeightKind::Int8,
+            output,
+            output_offset,
+            clamp_min,
+            clamp_max,
+            pad: &[],
+            weights: &[],
+            bias: &[],
+            multiplier: &[],
+            shift: &[],
+        };
+        let m = (rng.next_u32() >> 1) as i32;
+        // 1 ≤ 31 − shift ≤ 62, the wide ratios (shift ≥ −1) as often as the usual ones.
+        let shift = if i % 2 == 0 {
+            common::int(&mut rng, -1, 30)
+        } else {
+            common::int(&mut rng, -31, -2)
+        } as i8;
+        let acc = match i % 3 {
+            0 => rng.next_u32() as i32,
+            1 => common::int(&mut rng, -5000, 5000),
+            _ => (rng.next_u32() as i32) >> common::int(&mut rng, 0, 31),
+        };
+        let bias = [0, common::int(&mut rng, -100_000, 100_000)][i % 2];
+        let want = exact(acc.wrapping_add(bias), m, shift)
+            .saturating_add(output_offset as i32)
+            .clamp(clamp_min as i32, clamp_max as i32) as u8;
+        assert_eq!(
+            store_channel(&layer, (bias, m, shift), acc),
+            want,
+            "acc {acc} bias {bias} m {m} shift {shift} offset {output_offset} clamp {clamp_min}..{clamp_max}"
+        );
+    }
 }
 
 /// The Cortex-M0+'s high-word multiply (four 16-bit products) against the 64-bit product, on
