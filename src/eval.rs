@@ -27,7 +27,8 @@ pub struct EvalArgs {
     /// data/mnist in the workspace, or MCUGAN_MNIST_DIR].
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Where the classifier and the float generator run: `cpu` or `cuda`.
+    /// Where the classifier and the float generator run: `cpu`, `cuda` (the CPU when CUDA
+    /// cannot be used, with a message) or `cuda!` (refuses instead).
     #[arg(long, default_value = "cpu")]
     device: Device,
     /// Samples to score (at least 2; the usual Fréchet distance uses 10,000).

@@ -22,7 +22,8 @@ pub struct TrainArgs {
     /// in the workspace, or MCUGAN_MNIST_DIR].
     #[arg(long)]
     data: Option<PathBuf>,
-    /// `cpu`, or `cuda` (falls back to the CPU with a message when CUDA is unavailable).
+    /// `cpu`, `cuda` (the libraries of `cargo xtask setup --cuda`; falls back to the CPU with
+    /// a message when CUDA cannot be used) or `cuda!` (refuses instead, for scripts).
     #[arg(long, default_value = "cpu")]
     device: Device,
     /// Continue the run in --out from its checkpoint (flags that change the model are refused).

@@ -39,7 +39,8 @@ fn mcugan_in(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Outcome {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcugan"));
     cmd.args(args)
         .current_dir(cwd)
-        .env_remove("MCUGAN_WORKSPACE");
+        .env_remove("MCUGAN_WORKSPACE")
+        .env_remove("ORT_DYLIB_PATH");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -299,4 +300,128 @@ fn every_flag_of_every_subcommand_has_a_help_line() {
             );
         }
     }
+}
+
+/// Why this machine's NVIDIA driver cannot run CUDA, as the trainer words it (`None`: it can).
+fn driver_problem() -> Option<String> {
+    trainer::runtime::cuda::probe_driver()
+        .err()
+        .map(|p| p.to_string())
+}
+
+/// A tiny run: 256 images, one epoch, small networks.
+fn tiny_run<'a>(out: &'a Path, device: &'a str) -> Vec<&'a str> {
+    vec![
+        "train",
+        "--device",
+        device,
+        "--out",
+        s(out),
+        "--subset",
+        "256",
+        "--epochs",
+        "1",
+        "--g-widths",
+        "16",
+        "--d-widths",
+        "16",
+    ]
+}
+
+#[test]
+fn cuda_that_cannot_be_used_is_said_once_and_the_cpu_trains() {
+    let Some(problem) = driver_problem() else {
+        eprintln!("skipped: this machine's driver runs CUDA");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    // With the evaluation: the classifier and the GAN each open an executor.
+    let outcome = mcugan(&tiny_run(&out, "cuda"));
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    let said = outcome.stderr.matches("CUDA is not available").count();
+    assert_eq!(said, 1, "said {said} times:\n{}", outcome.stderr);
+    for needle in [
+        problem.as_str(),
+        "running on the CPU instead",
+        "--device cuda!",
+    ] {
+        assert!(
+            outcome.stderr.contains(needle),
+            "{needle:?}:\n{}",
+            outcome.stderr
+        );
+    }
+    assert!(out.join("checkpoint.safetensors").is_file());
+}
+
+#[test]
+fn cuda_bang_refuses_naming_the_driver_and_writes_nothing() {
+    let Some(problem) = driver_problem() else {
+        eprintln!("skipped: this machine's driver runs CUDA");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    for extra in [&["--no-eval"][..], &[]] {
+        let mut args = tiny_run(&out, "cuda!");
+        args.extend_from_slice(extra);
+        let outcome = mcugan(&args);
+        outcome.refused(
+            1,
+            &["CUDA is not available", &problem, "does not fall back"],
+        );
+        assert!(
+            !outcome.stderr.contains("running on the CPU"),
+            "{}",
+            outcome.stderr
+        );
+        assert!(!out.exists(), "{extra:?} created {}", out.display());
+    }
+}
+
+#[test]
+fn a_workspace_without_setup_cuda_is_told_to_run_it() {
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ws.path().join("Cargo.toml"),
+        "[package]\nname = \"mcugan\"\n",
+    )
+    .unwrap();
+    let out = ws.path().join("run");
+    let data = workspace().join("data/mnist");
+    let env = [("MCUGAN_WORKSPACE", s(ws.path()))];
+    let cuda_dir = ws.path().join(checkpoint::workspace::ONNX_RUNTIME_CUDA_DIR);
+    let mut needles = vec!["CUDA is not available", "cargo xtask setup --cuda"];
+    let shown = cuda_dir.display().to_string();
+    needles.push(&shown);
+    let problem = driver_problem();
+    if let Some(p) = &problem {
+        // Every missing piece at once: the driver, then the set-up.
+        needles.push(p);
+    }
+    let mut args = tiny_run(&out, "cuda!");
+    args.extend(["--no-eval", "--data", s(&data)]);
+    let outcome = mcugan_in(ws.path(), &args, &env);
+    outcome.refused(1, &needles);
+    if let Some(p) = &problem {
+        let (d, u) = (outcome.stderr.find(p.as_str()), outcome.stderr.find(&shown));
+        assert!(d < u, "the driver first:\n{}", outcome.stderr);
+    }
+
+    // Falling back, the CUDA message still comes first, then the CPU library's own (this
+    // workspace has had no set-up at all).
+    let mut args = tiny_run(&out, "cuda");
+    args.extend(["--no-eval", "--data", s(&data)]);
+    let outcome = mcugan_in(ws.path(), &args, &env);
+    outcome.refused(1, &needles);
+    outcome.refused(
+        1,
+        &[
+            "running on the CPU instead",
+            "ONNX Runtime library not found",
+        ],
+    );
+    assert_eq!(outcome.stderr.matches("CUDA is not available").count(), 1);
+    assert!(!out.exists());
 }

@@ -13,6 +13,43 @@ pub const MNIST: &str = "data/mnist";
 /// `ort` is built for).
 pub const ONNX_RUNTIME_DIR: &str = ".cache/onnxruntime";
 pub const ONNX_RUNTIME_LIBRARY: &str = "libonnxruntime.so.1.31.1";
+/// Where `cargo xtask setup --cuda` puts the CUDA build of ONNX Runtime (named as the CPU
+/// library is) with the NVIDIA libraries its CUDA provider needs, all in one folder: ONNX
+/// Runtime loads its providers from its own folder, and cuDNN its sub-libraries from its own.
+pub const ONNX_RUNTIME_CUDA_DIR: &str = ".cache/onnxruntime-cuda";
+/// The NVIDIA libraries the trainer loads from that folder by absolute path, in this order
+/// (each needs only those before it, the system's and the driver's `libcuda.so.1`), before
+/// ONNX Runtime loads its CUDA provider: the provider's `DT_NEEDED` entries, and the names it
+/// and NVRTC open at run time (cuDNN, NVRTC's built-ins), then match libraries already loaded,
+/// so that no `LD_LIBRARY_PATH` is needed.
+pub const CUDA_PRELOAD: [&str; 7] = [
+    "libcudart.so.13",
+    "libcublasLt.so.13",
+    "libcublas.so.13",
+    "libcurand.so.10",
+    "libnvrtc-builtins.so.13.0",
+    "libnvrtc.so.13",
+    "libcudnn.so.9",
+];
+/// The rest of that folder: ONNX Runtime's own three libraries (the one `ort` loads, the
+/// provider bridge and the CUDA provider, which ONNX Runtime opens itself), and the cuDNN
+/// sub-libraries `libcudnn.so.9` opens on demand from its own folder (its RPATH is `$ORIGIN`).
+pub const CUDA_OTHER_FILES: [&str; 12] = [
+    ONNX_RUNTIME_LIBRARY,
+    "libonnxruntime_providers_shared.so",
+    ONNX_RUNTIME_CUDA_PROVIDER,
+    "libcudnn_graph.so.9",
+    "libcudnn_ops.so.9",
+    "libcudnn_heuristic.so.9",
+    "libcudnn_engines_precompiled.so.9",
+    "libcudnn_engines_runtime_compiled.so.9",
+    "libcudnn_engines_tensor_ir.so.9",
+    "libcudnn_cnn.so.9",
+    "libcudnn_adv.so.9",
+    "libcudnn_ext.so.9",
+];
+/// ONNX Runtime's CUDA provider, in that folder.
+pub const ONNX_RUNTIME_CUDA_PROVIDER: &str = "libonnxruntime_providers_cuda.so";
 /// Where the tools cache the project's trained MNIST classifier.
 pub const CLASSIFIER_CACHE: &str = ".cache/classifier";
 /// The committed default model's folder; the LM3S6965 firmware embeds its `model.bin`.

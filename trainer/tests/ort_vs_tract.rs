@@ -292,10 +292,11 @@ fn classifier_learns_a_separable_problem() {
 }
 
 /// CUDA (state bound in device memory) against the CPU: 20 steps of the conditional GAN give
-/// the same losses. Needs a GPU and the CUDA build of ONNX Runtime, so it is run by hand on
-/// such a machine: `cargo test -p trainer --test ort_vs_tract -- --ignored cuda`.
+/// the same losses. Needs a GPU and the CUDA build of ONNX Runtime (`cargo xtask setup
+/// --cuda`), so it is run by hand on such a machine: `cargo test --workspace --test
+/// ort_vs_tract -- --ignored cuda`.
 #[test]
-#[ignore = "needs an NVIDIA GPU and onnxruntime-gpu (ORT_DYLIB_PATH)"]
+#[ignore = "needs an NVIDIA GPU and `cargo xtask setup --cuda`"]
 fn cuda_gives_the_same_losses_as_the_cpu() {
     let cfg = small(true);
     let mut gpu = GanTrainer::new(cfg.clone(), Device::Cuda).unwrap();

@@ -40,6 +40,9 @@ pub fn run(which: Option<&str>, device: &str) -> Result<()> {
         );
     }
     let root = crate::root();
+    if device == "cuda" && which.is_none_or(|w| w == "train") {
+        crate::setup::onnxruntime_cuda(&root)?;
+    }
     for (name, package, target, what) in BENCHES {
         if which.is_some_and(|w| w != *name) {
             continue;

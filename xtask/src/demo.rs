@@ -26,7 +26,8 @@ pub struct DemoArgs {
     /// put it on the board.
     #[arg(long, value_name = "GENERATOR.onnx")]
     onnx: Option<PathBuf>,
-    /// `cpu` or `cuda` for the training stage.
+    /// `cpu`, `cuda` or `cuda!` for the training stage (`mcugan train --device`); `cuda` and
+    /// `cuda!` set up the CUDA libraries first (`cargo xtask setup --cuda`).
     #[arg(long, default_value = "cpu")]
     device: String,
 }
@@ -49,7 +50,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let out = root.join("out");
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut stages = Stages(Vec::new());
-    stages.time("set-up", crate::setup::run)?;
+    let cuda = crate::setup::wants_cuda(&args.device);
+    stages.time("set-up", || crate::setup::run(cuda))?;
     // Built in the open: on a fresh machine this takes minutes, with cargo's progress shown.
     let tool = stages.time("build the mcugan tool (release)", || build_mcugan(&root))?;
 

@@ -5,6 +5,7 @@
 //! `next.<name>` replaces that state tensor after the run; every other input is fed per call
 //! and every other output can be fetched.
 
+pub mod cuda;
 mod onnxruntime;
 mod tract;
 
@@ -21,7 +22,18 @@ pub const NEXT: &str = "next.";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Device {
     Cpu,
+    /// CUDA, or the CPU with a message when CUDA cannot be used.
     Cuda,
+    /// CUDA or an error (`cuda!`), for scripts that must not fall back silently. Only asked
+    /// for: an executor runs on [`Device::Cuda`] or [`Device::Cpu`].
+    CudaOnly,
+}
+
+impl Device {
+    /// Whether CUDA is asked for.
+    pub fn wants_cuda(self) -> bool {
+        self != Device::Cpu
+    }
 }
 
 impl std::fmt::Display for Device {
@@ -29,6 +41,7 @@ impl std::fmt::Display for Device {
         f.write_str(match self {
             Device::Cpu => "cpu",
             Device::Cuda => "cuda",
+            Device::CudaOnly => "cuda!",
         })
     }
 }
@@ -39,8 +52,10 @@ impl std::str::FromStr for Device {
         match s.to_ascii_lowercase().as_str() {
             "cpu" => Ok(Device::Cpu),
             "cuda" | "gpu" => Ok(Device::Cuda),
+            "cuda!" | "gpu!" => Ok(Device::CudaOnly),
             _ => Err(RuntimeError::Usage(format!(
-                "unknown device `{s}`: expected `cpu` or `cuda`"
+                "unknown device `{s}`: expected `cpu`, `cuda` (the CPU when CUDA cannot be \
+                 used) or `cuda!` (an error then)"
             ))),
         }
     }
@@ -58,6 +73,11 @@ pub enum RuntimeError {
         "cannot load the ONNX Runtime library {path}: {reason} (run `cargo xtask setup`, or point ORT_DYLIB_PATH at a libonnxruntime.so 1.24 or newer)"
     )]
     LibraryLoad { path: String, reason: String },
+    #[error(
+        "CUDA is not available, and `--device cuda!` does not fall back to the CPU:{}",
+        .0.list()
+    )]
+    Cuda(cuda::CudaUnavailable),
     #[error("ONNX Runtime: {0}")]
     Ort(String),
     #[error("tract: {0}")]

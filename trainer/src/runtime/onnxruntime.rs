@@ -2,6 +2,7 @@
 //! reads one and writes the other through IoBinding, then the roles swap, so state never
 //! leaves the runtime (device memory on CUDA).
 
+use super::cuda::{self, CudaProblem, CudaUnavailable};
 use super::{Device, Executor, GraphHandle, NEXT, RResult, RuntimeError, check_len};
 use crate::graph::{Graph, onnx};
 use ::ort::{
@@ -13,6 +14,7 @@ use ::ort::{
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 fn oerr(e: impl std::fmt::Display) -> RuntimeError {
@@ -27,21 +29,57 @@ pub fn default_library_path() -> RResult<PathBuf> {
         .map_err(|e| RuntimeError::NoWorkspace(e.to_string()))
 }
 
-static ENV: OnceLock<Environment> = OnceLock::new();
+/// The ONNX Runtime this process loaded (once: the library cannot be swapped afterwards).
+struct Runtime {
+    env: Environment,
+    path: PathBuf,
+    origin: Origin,
+    /// Whether sessions can use CUDA, decided on the first CUDA request.
+    cuda: OnceLock<Result<(), CudaUnavailable>>,
+}
+
+/// Which library was loaded, and why.
+enum Origin {
+    /// The one `ORT_DYLIB_PATH` names.
+    Override,
+    /// The CPU library of `cargo xtask setup`; with why CUDA was not prepared, when it was
+    /// asked for.
+    Cpu(Option<CudaUnavailable>),
+    /// The CUDA build of `cargo xtask setup --cuda`, its NVIDIA libraries preloaded.
+    Cuda,
+}
+
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 static INIT: Mutex<()> = Mutex::new(());
 
-/// Loads ONNX Runtime once per process from `ORT_DYLIB_PATH` or [`default_library_path`].
+/// Loads ONNX Runtime once per process from `ORT_DYLIB_PATH` or [`default_library_path`]
+/// (the CPU library), unless an executor has already loaded the CUDA build.
 pub fn ort_environment() -> RResult<&'static Environment> {
-    if let Some(env) = ENV.get() {
-        return Ok(env);
+    runtime(Device::Cpu).map(|rt| &rt.env)
+}
+
+/// The process's ONNX Runtime, loaded on first use: `ORT_DYLIB_PATH` when set; otherwise, for
+/// a CUDA request whose driver and set-up are in place, the CUDA build (its dependencies
+/// preloaded), else the CPU library.
+fn runtime(device: Device) -> RResult<&'static Runtime> {
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
     }
     let _guard = INIT.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(env) = ENV.get() {
-        return Ok(env);
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
     }
-    let path = match std::env::var_os("ORT_DYLIB_PATH") {
-        Some(path) => PathBuf::from(path),
-        None => default_library_path()?,
+    let (path, origin) = match std::env::var_os("ORT_DYLIB_PATH") {
+        Some(path) => (PathBuf::from(path), Origin::Override),
+        None if device.wants_cuda() => match cuda::prepare() {
+            Ok(set) => (set.onnxruntime(), Origin::Cuda),
+            // Said before the CPU library loads, so that its own failure cannot hide this.
+            Err(why) => {
+                fall_back(device, &why)?;
+                (default_library_path()?, Origin::Cpu(Some(why)))
+            }
+        },
+        None => (default_library_path()?, Origin::Cpu(None)),
     };
     let shown = path.display().to_string();
     if !path.is_file() {
@@ -58,7 +96,67 @@ pub fn ort_environment() -> RResult<&'static Environment> {
             path: shown,
             reason: e.to_string(),
         })?;
-    Ok(ENV.get_or_init(|| env))
+    Ok(RUNTIME.get_or_init(|| Runtime {
+        env,
+        path,
+        origin,
+        cuda: OnceLock::new(),
+    }))
+}
+
+/// For `cuda!`, the refusal; for `cuda`, the warning (once per process) and the CPU.
+fn fall_back(device: Device, why: &CudaUnavailable) -> RResult<()> {
+    if device == Device::CudaOnly {
+        return Err(RuntimeError::Cuda(why.clone()));
+    }
+    static SAID: AtomicBool = AtomicBool::new(false);
+    if !SAID.swap(true, Ordering::SeqCst) {
+        eprintln!(
+            "warning: CUDA is not available, running on the CPU instead (`--device cuda!` \
+             refuses instead of falling back):{}",
+            why.list()
+        );
+    }
+    Ok(())
+}
+
+impl Runtime {
+    /// Whether this library can run sessions on CUDA; found out once, by registering the
+    /// CUDA provider on a session builder.
+    fn cuda(&self) -> &Result<(), CudaUnavailable> {
+        self.cuda.get_or_init(|| {
+            let shown = self.path.display().to_string();
+            match &self.origin {
+                Origin::Cpu(Some(why)) => return Err(why.clone()),
+                Origin::Cpu(None) => {
+                    return Err(CudaProblem::CpuLibraryLoaded { path: shown }.into());
+                }
+                Origin::Override => cuda::probe_driver().map(|_| ())?,
+                Origin::Cuda => {}
+            }
+            let registered = Session::builder(&self.env)
+                .map_err(|e| e.to_string())
+                .and_then(|b| {
+                    b.with_execution_providers([ep::CUDA::default().build().error_on_failure()])
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                });
+            registered.map_err(|reason| {
+                // ONNX Runtime's words for a library built without the provider.
+                if matches!(self.origin, Origin::Override)
+                    && reason.contains("not enabled in this build")
+                {
+                    CudaProblem::NotCudaBuild {
+                        path: shown,
+                        reason,
+                    }
+                } else {
+                    CudaProblem::Provider(reason)
+                }
+                .into()
+            })
+        })
+    }
 }
 
 struct Slot {
@@ -92,29 +190,21 @@ fn cpu_tensor(shape: &[usize], data: &[f32]) -> RResult<Tensor<f32>> {
 }
 
 impl OrtExecutor {
-    /// An executor on `device`. CUDA that cannot be registered falls back to the CPU with a
-    /// message on stderr; [`OrtExecutor::device`] tells which one is used.
+    /// An executor on `device`. [`Device::Cuda`] that cannot be used falls back to the CPU
+    /// with one message on stderr per process, [`Device::CudaOnly`] fails with the reasons;
+    /// [`OrtExecutor::device`] tells which one is used.
     pub fn new(device: Device) -> RResult<Self> {
-        let env = ort_environment()?;
+        let rt = runtime(device)?;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let device = match device {
             Device::Cpu => Device::Cpu,
-            Device::Cuda => {
-                let probe = Session::builder(env)
-                    .map_err(oerr)?
-                    .with_execution_providers([ep::CUDA::default().build().error_on_failure()]);
-                match probe {
-                    Ok(_) => Device::Cuda,
-                    Err(e) => {
-                        let msg = format!(
-                            "CUDA was requested but is not available ({e}); training on the CPU instead"
-                        );
-                        tracing::warn!("{msg}");
-                        eprintln!("warning: {msg}");
-                        Device::Cpu
-                    }
+            Device::Cuda | Device::CudaOnly => match rt.cuda() {
+                Ok(()) => Device::Cuda,
+                Err(why) => {
+                    fall_back(device, why)?;
+                    Device::Cpu
                 }
-            }
+            },
         };
         Ok(OrtExecutor {
             device,
@@ -157,7 +247,8 @@ impl OrtExecutor {
     fn to_device(&self, t: Tensor<f32>) -> RResult<Tensor<f32>> {
         match self.device {
             Device::Cpu => Ok(t),
-            Device::Cuda => t.to(AllocationDevice::CUDA, 0).map_err(oerr),
+            // (`CudaOnly` is only asked for; `new` stores `Cuda`.)
+            Device::Cuda | Device::CudaOnly => t.to(AllocationDevice::CUDA, 0).map_err(oerr),
         }
     }
 
@@ -275,7 +366,7 @@ impl Executor for OrtExecutor {
         let t = &s.bufs[s.cur];
         let data = match self.device {
             Device::Cpu => t.extract_tensor().1.to_vec(),
-            Device::Cuda => {
+            Device::Cuda | Device::CudaOnly => {
                 let host = t.to(AllocationDevice::CPU, 0).map_err(oerr)?;
                 host.extract_tensor().1.to_vec()
             }
