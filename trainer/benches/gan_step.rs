@@ -1,6 +1,8 @@
 //! Milliseconds per seed GAN step (D step + G step, batch 128) with ONNX Runtime, and, when
 //! PyTorch is importable, the same step in PyTorch on the same threads and device, with the
-//! ratio ours / PyTorch. `MCUGAN_BENCH_DEVICE=cuda` (what `cargo xtask bench train --device
+//! ratio ours / PyTorch. Beside it, for the seed and the default preset, the step's matrix
+//! products alone (the same Gemm nodes and shapes in a graph of their own): the step's time
+//! over theirs is what everything else in the step costs. `MCUGAN_BENCH_DEVICE=cuda` (what `cargo xtask bench train --device
 //! cuda` sets) runs both on the GPU. PyTorch is looked for in `python3`, or in the interpreter
 //! `MCUGAN_PYTHON` names (a virtual environment's, say).
 
@@ -9,8 +11,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use trainer::gan::{GanConfig, GanTrainer};
-use trainer::runtime::Device;
+use trainer::gan::{GanConfig, GanTrainer, d_step_graph, g_step_graph};
+use trainer::graph::DType;
+use trainer::runtime::{Device, Executor, OrtExecutor};
 
 fn device() -> Device {
     match std::env::var("MCUGAN_BENCH_DEVICE") {
@@ -20,7 +23,10 @@ fn device() -> Device {
 }
 
 fn trainer() -> (GanTrainer, Vec<f32>, Vec<u8>, Vec<f32>, Vec<f32>) {
-    let cfg = GanConfig::seed_recipe();
+    trainer_for(GanConfig::seed_recipe())
+}
+
+fn trainer_for(cfg: GanConfig) -> (GanTrainer, Vec<f32>, Vec<u8>, Vec<f32>, Vec<f32>) {
     let mut t =
         GanTrainer::new(cfg.clone(), device()).expect("ONNX Runtime (run `cargo xtask setup`)");
     let mut rng = ChaCha8Rng::seed_from_u64(0);
@@ -35,13 +41,55 @@ fn trainer() -> (GanTrainer, Vec<f32>, Vec<u8>, Vec<f32>, Vec<f32>) {
 
 /// Our mean step time over `steps` steps after a warm-up, in milliseconds.
 fn ours_ms(steps: usize) -> f64 {
-    let (mut t, real, labels, zd, zg) = trainer();
+    step_ms(GanConfig::seed_recipe(), steps)
+}
+
+fn step_ms(cfg: GanConfig, steps: usize) -> f64 {
+    let (mut t, real, labels, zd, zg) = trainer_for(cfg);
     for _ in 0..5 {
         t.step_with_noise(&real, &labels, &zd, &zg).unwrap();
     }
     let start = Instant::now();
     for _ in 0..steps {
         t.step_with_noise(&real, &labels, &zd, &zg).unwrap();
+    }
+    start.elapsed().as_secs_f64() * 1e3 / steps as f64
+}
+
+/// The mean time of both step graphs' matrix products alone, in milliseconds: their Gemm nodes
+/// with the same shapes and transposes, one session per graph as in the step, the operands
+/// held as runtime state so that nothing is copied in per run.
+fn gemms_ms(cfg: &GanConfig, steps: usize) -> f64 {
+    let mut exec = OrtExecutor::new(device()).expect("ONNX Runtime (run `cargo xtask setup`)");
+    let graphs = [
+        ("d_gemms.", d_step_graph(cfg, DType::F32)),
+        ("g_gemms.", g_step_graph(cfg, DType::F32)),
+    ];
+    let mut handles = Vec::new();
+    for (name, graph) in graphs {
+        let gemms = graph
+            .and_then(|g| g.gemms_only(name))
+            .expect("the step graph");
+        for (input, shape) in gemms.inputs() {
+            let shape: Vec<usize> = (shape.iter())
+                .map(|&d| usize::try_from(d).unwrap_or(cfg.batch))
+                .collect();
+            let data = vec![0.01; shape.iter().product()];
+            exec.set_state(&input, &shape, &data).unwrap();
+        }
+        handles.push(exec.load(&gemms, name).unwrap());
+    }
+    let run = |exec: &mut OrtExecutor| {
+        for &h in &handles {
+            exec.run(h, &[], &[]).unwrap();
+        }
+    };
+    for _ in 0..5 {
+        run(&mut exec);
+    }
+    let start = Instant::now();
+    for _ in 0..steps {
+        run(&mut exec);
     }
     start.elapsed().as_secs_f64() * 1e3 / steps as f64
 }
@@ -116,6 +164,21 @@ fn main() {
         println!(
             "PyTorch: {pt:.1} ms per step; ratio ours/PyTorch = {:.2}",
             ours / pt
+        );
+    }
+    let default = GanConfig::from_run(&checkpoint::RunConfig::preset(checkpoint::Preset::Lm3s6965));
+    for (what, cfg, step) in [
+        ("seed", GanConfig::seed_recipe(), ours),
+        (
+            "lm3s6965 (the default)",
+            default.clone(),
+            step_ms(default, TIMED_STEPS),
+        ),
+    ] {
+        let gemms = gemms_ms(&cfg, TIMED_STEPS);
+        println!(
+            "{what}: step {step:.1} ms, its matrix products alone {gemms:.1} ms: the step is {:.2}x its GEMMs (target <= 1.3)",
+            step / gemms
         );
     }
 }

@@ -171,6 +171,24 @@ impl Graph {
         Id(self.nodes.len() - 1)
     }
 
+    /// This graph's matrix products alone, each fed by inputs of its operands' shapes, with
+    /// the same transposes: what the train bench times beside the whole step, so that the
+    /// cost of everything else in it (the optimizer's elementwise passes above all) shows.
+    /// Inputs and outputs are named `{prefix}gemm{node}.{operand}` and `{prefix}gemm{node}`.
+    pub fn gemms_only(&self, prefix: &str) -> GResult<Graph> {
+        let mut g = Graph::new(self.dtype);
+        for (k, node) in self.nodes.iter().enumerate() {
+            if let Op::Gemm { ta, tb } = node.op {
+                let ins: Vec<Id> = (node.ins.iter().enumerate())
+                    .map(|(j, &i)| g.input(&format!("{prefix}gemm{k}.{j}"), self.shape(i)))
+                    .collect();
+                let product = g.gemm(ins[0], ins[1], ins.get(2).copied(), ta, tb)?;
+                g.output(&format!("{prefix}gemm{k}"), product)?;
+            }
+        }
+        Ok(g)
+    }
+
     /// A named input of the given shape.
     pub fn input(&mut self, name: &str, shape: &[i64]) -> Id {
         self.push(Op::Input(name.to_string()), vec![], shape.to_vec())
@@ -405,5 +423,40 @@ mod tests {
         let y = g.gemm(a, w, None, false, true).unwrap();
         assert_eq!(g.shape(y), &[2, 4]);
         assert!(g.gemm(a, w, None, false, false).is_err());
+    }
+
+    #[test]
+    fn the_gemms_alone_keep_every_product_its_shapes_and_transposes() {
+        let mut g = Graph::new(DType::F32);
+        let (x, w, b) = (
+            g.input("x", &[-1, 3]),
+            g.input("w", &[4, 3]),
+            g.input("b", &[4]),
+        );
+        let h = g.gemm(x, w, Some(b), false, true).unwrap();
+        let r = g.relu(h);
+        let v = g.input("v", &[4, 2]);
+        let y = g.gemm(r, v, None, false, false).unwrap();
+        let t = g.gemm(r, x, None, true, false).unwrap();
+        g.output("y", y).unwrap();
+        g.output("t", t).unwrap();
+        let only = g.gemms_only("g.").unwrap();
+        let products = |g: &Graph| -> Vec<(Op, Vec<Vec<i64>>, Vec<i64>)> {
+            g.nodes
+                .iter()
+                .filter(|n| matches!(n.op, Op::Gemm { .. }))
+                .map(|n| {
+                    let ins = n.ins.iter().map(|&i| g.shape(i).to_vec()).collect();
+                    (n.op.clone(), ins, n.shape.clone())
+                })
+                .collect()
+        };
+        assert_eq!(products(&only), products(&g));
+        assert_eq!(only.outputs.len(), 3);
+        assert!(
+            only.nodes
+                .iter()
+                .all(|n| matches!(n.op, Op::Gemm { .. } | Op::Input(_)))
+        );
     }
 }
