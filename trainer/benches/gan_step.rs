@@ -39,11 +39,7 @@ fn trainer_for(cfg: GanConfig) -> (GanTrainer, Vec<f32>, Vec<u8>, Vec<f32>, Vec<
     (t, real, labels, zd, zg)
 }
 
-/// Our mean step time over `steps` steps after a warm-up, in milliseconds.
-fn ours_ms(steps: usize) -> f64 {
-    step_ms(GanConfig::seed_recipe(), steps)
-}
-
+/// Our mean step time for `cfg` over `steps` steps after a warm-up, in milliseconds.
 fn step_ms(cfg: GanConfig, steps: usize) -> f64 {
     let (mut t, real, labels, zd, zg) = trainer_for(cfg);
     for _ in 0..5 {
@@ -158,7 +154,7 @@ fn main() {
     };
     c.final_summary();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let ours = ours_ms(TIMED_STEPS);
+    let ours = step_ms(GanConfig::seed_recipe(), TIMED_STEPS);
     println!("ours: {ours:.1} ms per seed GAN step (D + G, batch 128, {dev}, {threads} threads)");
     if let Some(pt) = pytorch_ms(threads, TIMED_STEPS, dev) {
         println!(
