@@ -2,7 +2,8 @@
 //! PyTorch is importable, the same step in PyTorch on the same threads and device, with the
 //! ratio ours / PyTorch. Beside it, for the seed and the default preset, the step's matrix
 //! products alone (the same Gemm nodes and shapes in a graph of their own): the step's time
-//! over theirs is what everything else in the step costs. `MCUGAN_BENCH_DEVICE=cuda` (what `cargo xtask bench train --device
+//! over theirs is what everything else in the step costs; and for the default preset on the
+//! CPU, the step with the fused optimizer against the same step in standard ONNX ops. `MCUGAN_BENCH_DEVICE=cuda` (what `cargo xtask bench train --device
 //! cuda` sets) runs both on the GPU. PyTorch is looked for in `python3`, or in the interpreter
 //! `MCUGAN_PYTHON` names (a virtual environment's, say).
 
@@ -13,6 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use trainer::gan::{GanConfig, GanTrainer, d_step_graph, g_step_graph};
 use trainer::graph::DType;
+use trainer::optim::Fusion;
 use trainer::runtime::{Device, Executor, OrtExecutor};
 
 fn device() -> Device {
@@ -27,8 +29,17 @@ fn trainer() -> (GanTrainer, Vec<f32>, Vec<u8>, Vec<f32>, Vec<f32>) {
 }
 
 fn trainer_for(cfg: GanConfig) -> (GanTrainer, Vec<f32>, Vec<u8>, Vec<f32>, Vec<f32>) {
-    let mut t =
-        GanTrainer::new(cfg.clone(), device()).expect("ONNX Runtime (run `cargo xtask setup`)");
+    trainer_with(cfg, Fusion::Fused)
+}
+
+/// A trainer whose optimizer takes `fusion`'s form where the device allows it.
+fn trainer_with(
+    cfg: GanConfig,
+    fusion: Fusion,
+) -> (GanTrainer, Vec<f32>, Vec<u8>, Vec<f32>, Vec<f32>) {
+    let exec = OrtExecutor::new(device()).expect("ONNX Runtime (run `cargo xtask setup`)");
+    let mut t = GanTrainer::with_executor(cfg.clone(), Box::new(exec.with_fusion(fusion)))
+        .expect("the step graphs");
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let real: Vec<f32> = (0..cfg.batch * 784)
         .map(|_| rng.random_range(0.0..1.0))
@@ -52,14 +63,38 @@ fn step_ms(cfg: GanConfig, steps: usize) -> f64 {
     start.elapsed().as_secs_f64() * 1e3 / steps as f64
 }
 
+/// Mean step times of the fused optimizer and of the same step in standard ops, in
+/// milliseconds, timed in alternating rounds so that a change in the machine's load falls on
+/// both alike.
+fn fused_vs_standard_ms(cfg: GanConfig, steps: usize) -> (f64, f64) {
+    let mut sides = [Fusion::Fused, Fusion::Standard].map(|f| trainer_with(cfg.clone(), f));
+    let mut ms = [0.0; 2];
+    let rounds = 5;
+    for (t, real, labels, zd, zg) in &mut sides {
+        for _ in 0..5 {
+            t.step_with_noise(real, labels, zd, zg).unwrap();
+        }
+    }
+    for _ in 0..rounds {
+        for (k, (t, real, labels, zd, zg)) in sides.iter_mut().enumerate() {
+            let start = Instant::now();
+            for _ in 0..steps / rounds {
+                t.step_with_noise(real, labels, zd, zg).unwrap();
+            }
+            ms[k] += start.elapsed().as_secs_f64() * 1e3 / steps as f64;
+        }
+    }
+    (ms[0], ms[1])
+}
+
 /// The mean time of both step graphs' matrix products alone, in milliseconds: their Gemm nodes
 /// with the same shapes and transposes, one session per graph as in the step, the operands
 /// held as runtime state so that nothing is copied in per run.
 fn gemms_ms(cfg: &GanConfig, steps: usize) -> f64 {
     let mut exec = OrtExecutor::new(device()).expect("ONNX Runtime (run `cargo xtask setup`)");
     let graphs = [
-        ("d_gemms.", d_step_graph(cfg, DType::F32)),
-        ("g_gemms.", g_step_graph(cfg, DType::F32)),
+        ("d_gemms.", d_step_graph(cfg, DType::F32, Fusion::Standard)),
+        ("g_gemms.", g_step_graph(cfg, DType::F32, Fusion::Standard)),
     ];
     let mut handles = Vec::new();
     for (name, graph) in graphs {
@@ -168,13 +203,20 @@ fn main() {
         (
             "lm3s6965 (the default)",
             default.clone(),
-            step_ms(default, TIMED_STEPS),
+            step_ms(default.clone(), TIMED_STEPS),
         ),
     ] {
         let gemms = gemms_ms(&cfg, TIMED_STEPS);
         println!(
             "{what}: step {step:.1} ms, its matrix products alone {gemms:.1} ms: the step is {:.2}x its GEMMs (target <= 1.3)",
             step / gemms
+        );
+    }
+    if dev == "cpu" {
+        let (fused, standard) = fused_vs_standard_ms(default, TIMED_STEPS);
+        println!(
+            "lm3s6965 (the default): step with the fused optimizer {fused:.1} ms, in standard ONNX ops {standard:.1} ms: {:.2}x",
+            fused / standard
         );
     }
 }

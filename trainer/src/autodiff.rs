@@ -169,7 +169,9 @@ fn vjp(gr: &mut Graph, y: Id, k: usize, g: Id) -> GResult<Option<Id>> {
             }
             Some(gr.concat(&parts, ax as i64)?)
         }
-        Op::Pow => return Err(GraphError::NoGradient(format!("{:?}", node.op))),
+        Op::Pow | Op::FusedAdam | Op::FusedAverage | Op::Pick(_) => {
+            return Err(GraphError::NoGradient(format!("{:?}", node.op)));
+        }
     };
     Ok(r)
 }

@@ -10,7 +10,7 @@ use crate::model::{
     read_state,
 };
 use crate::ops::{linear, softmax_cross_entropy};
-use crate::optim::Adam;
+use crate::optim::{Adam, Fusion};
 use crate::runtime::{Device, Executor, GraphHandle, OrtExecutor, RResult, RuntimeError};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -77,7 +77,7 @@ fn forward(g: &mut Graph, cfg: &MlpConfig, p: &HashMap<String, Id>, x: Id) -> GR
 }
 
 /// Training step: `x` `[B, input]`, `onehot` `[B, classes]` → `loss` and the updated state.
-pub fn train_step_graph(cfg: &MlpConfig, dtype: DType) -> GResult<Graph> {
+pub fn train_step_graph(cfg: &MlpConfig, dtype: DType, fusion: Fusion) -> GResult<Graph> {
     let mut g = Graph::new(dtype);
     let specs = cfg.param_specs();
     let p = declare(&mut g, &specs);
@@ -86,7 +86,7 @@ pub fn train_step_graph(cfg: &MlpConfig, dtype: DType) -> GResult<Graph> {
     let t = g.input("onehot", &[b, cfg.classes as i64]);
     let (_, logits) = forward(&mut g, cfg, &p, x)?;
     let loss = softmax_cross_entropy(&mut g, logits, t)?;
-    emit_adam(&mut g, "c", &specs, &p, loss, &cfg.adam, false)?;
+    emit_adam(&mut g, "c", &specs, &p, loss, &cfg.adam, false, fusion)?;
     g.output("loss", loss)?;
     Ok(g)
 }
@@ -125,7 +125,8 @@ impl MlpClassifier {
         for s in cfg.state_specs() {
             exec.set_state(&s.name, &s.shape, &s.initial(&mut rng))?;
         }
-        let train = exec.load(&train_step_graph(&cfg, DType::F32)?, "classifier_step")?;
+        let graph = train_step_graph(&cfg, DType::F32, exec.fusion())?;
+        let train = exec.load(&graph, "classifier_step")?;
         Ok(MlpClassifier {
             cfg,
             exec,

@@ -2,7 +2,7 @@
 //! shared plumbing that turns a list of parameters into graph inputs and Adam updates.
 
 use crate::graph::{GResult, Graph, Id};
-use crate::optim::{Adam, AdamSlot, adam_step};
+use crate::optim::{Adam, AdamSlot, Fusion, adam_step};
 use crate::runtime::{Executor, NEXT, RResult, RuntimeError};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -142,9 +142,11 @@ pub struct Updated {
 /// The scalar input that scales a scheduled model's learning rate ([`emit_adam`]'s `scheduled`).
 pub const LR_SCALE: &str = "lr_scale";
 
-/// Differentiates `loss` with respect to the trainable `specs` and emits their Adam update,
-/// writing `next.` outputs for parameters, moments and the step counter. When `scheduled`,
-/// the learning rate is multiplied by the scalar input [`LR_SCALE`], fed at each step.
+/// Differentiates `loss` with respect to the trainable `specs` and emits their Adam update
+/// in the executor's `fusion`, writing `next.` outputs for parameters, moments and the step
+/// counter. When `scheduled`, the learning rate is multiplied by the scalar input
+/// [`LR_SCALE`], fed at each step.
+#[allow(clippy::too_many_arguments)]
 pub fn emit_adam(
     g: &mut Graph,
     model: &str,
@@ -153,6 +155,7 @@ pub fn emit_adam(
     loss: Id,
     adam: &Adam,
     scheduled: bool,
+    fusion: Fusion,
 ) -> GResult<Updated> {
     let trainable: Vec<&ParamSpec> = specs.iter().filter(|s| s.trainable).collect();
     let wrt: Vec<Id> = trainable.iter().map(|s| ids[&s.name]).collect();
@@ -170,7 +173,7 @@ pub fn emit_adam(
         });
     }
     let scale = scheduled.then(|| g.input(LR_SCALE, &[]));
-    let (updates, t) = adam_step(g, adam, step, scale, &slots)?;
+    let (updates, t) = adam_step(g, adam, step, scale, &slots, fusion)?;
     let mut params = HashMap::new();
     for (s, u) in trainable.iter().zip(updates) {
         g.output(&format!("{NEXT}{}", s.name), u.param)?;

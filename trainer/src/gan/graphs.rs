@@ -7,7 +7,7 @@ use crate::model::{ParamSpec, Updated, declare, emit_adam};
 use crate::ops::{
     batch_norm_eval, batch_norm_train, bce_with_logits, linear, softmax_cross_entropy,
 };
-use crate::optim::Adam;
+use crate::optim::{Adam, Fusion, moving_average};
 use crate::runtime::NEXT;
 use checkpoint::run::{
     BATCH_NORM_TENSORS, OUTPUT_LINEAR, block_batch_norm, block_linear, ema_name,
@@ -202,8 +202,10 @@ fn step_graph(
     specs: &[ParamSpec],
     adam: &Adam,
     loss_name: &str,
+    fusion: Fusion,
 ) -> GResult<(LossGraph, Updated)> {
-    let updated = emit_adam(&mut lg.graph, model, specs, &lg.params, lg.loss, adam, true)?;
+    let g = &mut lg.graph;
+    let updated = emit_adam(g, model, specs, &lg.params, lg.loss, adam, true, fusion)?;
     for (name, id) in &lg.stats {
         lg.graph.output(&format!("{NEXT}{name}"), *id)?;
     }
@@ -218,7 +220,12 @@ fn step_graph(
 /// `d = min(β, (1 + t)/(10 + t))` at step `t`. The averages' BatchNorm statistics are not
 /// averaged but measured on the averaged generator itself, a forward pass on this step's
 /// noise in training mode: statistics of the trained weights would not match it.
-fn emit_averages(lg: &mut LossGraph, cfg: &GanConfig, updated: &Updated) -> GResult<()> {
+fn emit_averages(
+    lg: &mut LossGraph,
+    cfg: &GanConfig,
+    updated: &Updated,
+    fusion: Fusion,
+) -> GResult<()> {
     let g = &mut lg.graph;
     let t1 = g.add_scalar(updated.step, 1.0)?;
     let t10 = g.add_scalar(updated.step, 10.0)?;
@@ -227,19 +234,19 @@ fn emit_averages(lg: &mut LossGraph, cfg: &GanConfig, updated: &Updated) -> GRes
     let above = g.greater(warm, beta)?;
     let d = g.where_(above, beta, warm)?;
     let mut averaged = HashMap::new();
+    let mut pairs = Vec::new();
     for s in cfg.generator_specs() {
-        let name = ema_name(&s.name);
-        let avg = g.input(&name, &s.shape_i64());
-        let Some(&new) = updated.params.get(&s.name) else {
+        let avg = g.input(&ema_name(&s.name), &s.shape_i64());
+        match updated.params.get(&s.name) {
+            Some(&new) => pairs.push((s.name, avg, new)),
             // A running statistic: measured below.
-            averaged.insert(s.name.clone(), avg);
-            continue;
-        };
-        let gap = g.sub(avg, new)?;
-        let kept = g.mul(gap, d)?;
-        let next = g.add(new, kept)?;
-        g.output(&format!("{NEXT}{name}"), next)?;
-        averaged.insert(s.name.clone(), next);
+            None => drop(averaged.insert(s.name, avg)),
+        }
+    }
+    let ids: Vec<(Id, Id)> = pairs.iter().map(|&(_, avg, new)| (avg, new)).collect();
+    for ((name, _, _), next) in pairs.into_iter().zip(moving_average(g, d, &ids, fusion)?) {
+        g.output(&format!("{NEXT}{}", ema_name(&name)), next)?;
+        averaged.insert(name, next);
     }
     let (_, stats) = generator(g, cfg, &averaged, lg.z, lg.onehot, true)?;
     for (name, id) in stats {
@@ -250,29 +257,31 @@ fn emit_averages(lg: &mut LossGraph, cfg: &GanConfig, updated: &Updated) -> GRes
 
 /// Discriminator step: the D loss, Adam on D only (the fakes are detached), and G's running
 /// statistics updated by its forward pass; outputs `d_loss`, `d_real`, `d_fake`.
-pub fn d_step_graph(cfg: &GanConfig, dtype: DType) -> GResult<Graph> {
+pub fn d_step_graph(cfg: &GanConfig, dtype: DType, fusion: Fusion) -> GResult<Graph> {
     step_graph(
         d_loss_graph(cfg, dtype)?,
         "d",
         &cfg.discriminator_specs(),
         &cfg.d_adam,
         "d_loss",
+        fusion,
     )
     .map(|(lg, _)| lg.graph)
 }
 
 /// Generator step: the G loss, gradients through D, Adam on G only, then G's moving averages
 /// when the configuration keeps them; outputs `g_loss`.
-pub fn g_step_graph(cfg: &GanConfig, dtype: DType) -> GResult<Graph> {
+pub fn g_step_graph(cfg: &GanConfig, dtype: DType, fusion: Fusion) -> GResult<Graph> {
     let (mut lg, updated) = step_graph(
         g_loss_graph(cfg, dtype)?,
         "g",
         &cfg.generator_specs(),
         &cfg.g_adam,
         "g_loss",
+        fusion,
     )?;
     if cfg.ema > 0.0 {
-        emit_averages(&mut lg, cfg, &updated)?;
+        emit_averages(&mut lg, cfg, &updated, fusion)?;
     }
     Ok(lg.graph)
 }

@@ -43,8 +43,9 @@ impl GanTrainer {
         for t in cfg.initial_state() {
             exec.set_state(&t.name, &t.shape, &t.data)?;
         }
-        let d_step = exec.load(&d_step_graph(&cfg, DType::F32)?, "d_step")?;
-        let g_step = exec.load(&g_step_graph(&cfg, DType::F32)?, "g_step")?;
+        let fusion = exec.fusion();
+        let d_step = exec.load(&d_step_graph(&cfg, DType::F32, fusion)?, "d_step")?;
+        let g_step = exec.load(&g_step_graph(&cfg, DType::F32, fusion)?, "g_step")?;
         // The noise stream is independent of the initialisation stream.
         let rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x9E37_79B9_7F4A_7C15);
         Ok(GanTrainer {

@@ -68,6 +68,18 @@ pub enum Op {
     Where,
     Reshape(Vec<i64>),
     Expand(Vec<i64>),
+    /// Adam on several tensors in one node, for runtimes that run it as one kernel (see
+    /// [`crate::optim::Fusion`]): inputs the scalars `k1`, `k2`, `β₁`, `1−β₁`, `β₂`, `1−β₂`,
+    /// then `n` each of parameters, first moments, second moments and gradients; outputs,
+    /// through [`Op::Pick`], the `n` new parameters, then first moments, then second moments.
+    /// Never differentiated.
+    FusedAdam,
+    /// The moving average `new + d·(avg − new)` on several tensors in one node: inputs the
+    /// scalar `d`, then `n` new values and `n` averages; outputs, through [`Op::Pick`], the
+    /// `n` new averages. Never differentiated.
+    FusedAverage,
+    /// Output `k` of the multi-output node that is its one input.
+    Pick(usize),
 }
 
 /// One node: operation, inputs, and the static shape of its output (`-1`: a dynamic batch).
@@ -395,6 +407,15 @@ impl Graph {
 
     pub fn reshape(&mut self, a: Id, shape: &[i64]) -> Id {
         self.push(Op::Reshape(shape.to_vec()), vec![a], shape.to_vec())
+    }
+
+    /// A multi-output node (`op` is [`Op::FusedAdam`] or [`Op::FusedAverage`]) and one
+    /// [`Op::Pick`] per output, of the given shapes; returns the picks.
+    pub fn multi(&mut self, op: Op, ins: Vec<Id>, shapes: &[Vec<i64>]) -> Vec<Id> {
+        let node = self.push(op, ins, vec![]);
+        (shapes.iter().enumerate())
+            .map(|(k, s)| self.push(Op::Pick(k), vec![node], s.clone()))
+            .collect()
     }
 
     pub fn expand(&mut self, a: Id, shape: &[i64]) -> GResult<Id> {

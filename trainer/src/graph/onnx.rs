@@ -8,6 +8,9 @@ use tract_onnx::pb;
 
 pub const OPSET: i64 = 17;
 pub const IR_VERSION: i64 = 8;
+/// The domain of the fused optimizer nodes ([`Op::FusedAdam`], [`Op::FusedAverage`]), which
+/// only runtimes that register its kernels load.
+pub const FUSED_DOMAIN: &str = "mcugan";
 
 fn elem_type(dtype: DType) -> i32 {
     match dtype {
@@ -117,6 +120,18 @@ impl Writer {
             ..Default::default()
         });
     }
+
+    /// A node of [`FUSED_DOMAIN`] with several outputs.
+    fn fused(&mut self, op: &str, ins: Vec<String>, outs: Vec<String>) {
+        self.nodes.push(pb::NodeProto {
+            input: ins,
+            name: format!("n{}_{op}", self.nodes.len()),
+            output: outs,
+            op_type: op.into(),
+            domain: FUSED_DOMAIN.into(),
+            ..Default::default()
+        });
+    }
 }
 
 /// Only the nodes that the outputs need, in order.
@@ -163,6 +178,17 @@ pub fn to_model(g: &Graph, name: &str) -> pb::ModelProto {
         inits: Vec::new(),
         int_consts: HashMap::new(),
     };
+    // A multi-output node's outputs are its picks' names, in order.
+    let mut picks: HashMap<usize, Vec<String>> = HashMap::new();
+    for (i, n) in g.nodes.iter().enumerate() {
+        if let Op::Pick(k) = n.op {
+            let outs = picks.entry(n.ins[0].0).or_default();
+            if outs.len() <= k {
+                outs.resize_with(k + 1, String::new);
+            }
+            outs[k] = names[i].clone();
+        }
+    }
     let mut inputs = Vec::new();
     for (i, n) in g.nodes.iter().enumerate() {
         if let Op::Input(nm) = &n.op {
@@ -291,6 +317,10 @@ pub fn to_model(g: &Graph, name: &str) -> pb::ModelProto {
                 ins.push(s);
                 w.node("Expand", ins, &out, vec![])
             }
+            Op::FusedAdam => w.fused("Adam", ins, picks.remove(&i).unwrap_or_default()),
+            Op::FusedAverage => w.fused("Average", ins, picks.remove(&i).unwrap_or_default()),
+            // Named as the multi-output node's outputs.
+            Op::Pick(_) => {}
         }
     }
     for (from, to) in identities {
@@ -301,12 +331,19 @@ pub fn to_model(g: &Graph, name: &str) -> pb::ModelProto {
         .iter()
         .map(|(name, id)| value_info(name, g.dtype, g.shape(*id)))
         .collect();
+    let mut opset_import = vec![pb::OperatorSetIdProto {
+        domain: String::new(),
+        version: OPSET,
+    }];
+    if w.nodes.iter().any(|n| n.domain == FUSED_DOMAIN) {
+        opset_import.push(pb::OperatorSetIdProto {
+            domain: FUSED_DOMAIN.into(),
+            version: 1,
+        });
+    }
     pb::ModelProto {
         ir_version: IR_VERSION,
-        opset_import: vec![pb::OperatorSetIdProto {
-            domain: String::new(),
-            version: OPSET,
-        }],
+        opset_import,
         producer_name: "mcugan-trainer".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
         graph: Some(pb::GraphProto {

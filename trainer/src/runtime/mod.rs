@@ -6,6 +6,7 @@
 //! and every other output can be fetched.
 
 pub mod cuda;
+mod fused;
 mod onnxruntime;
 mod tract;
 
@@ -13,6 +14,7 @@ pub use onnxruntime::{OrtExecutor, default_library_path, ort_environment};
 pub use tract::{TractEval, TractExecutor};
 
 use crate::graph::Graph;
+use crate::optim::Fusion;
 use thiserror::Error;
 
 /// Prefix of a graph output that holds the new value of a state tensor.
@@ -123,6 +125,11 @@ pub trait Executor {
     ) -> RResult<Vec<Vec<f32>>>;
     /// The runtime and device, for messages.
     fn describe(&self) -> String;
+    /// The optimizer form this runtime runs (standard ONNX ops unless it registers the
+    /// fused kernels).
+    fn fusion(&self) -> Fusion {
+        Fusion::Standard
+    }
 }
 
 pub(crate) fn check_len(name: &str, shape: &[usize], len: usize) -> RResult<()> {

@@ -3,8 +3,10 @@
 //! leaves the runtime (device memory on CUDA).
 
 use super::cuda::{self, CudaProblem, CudaUnavailable};
+use super::fused;
 use super::{Device, Executor, GraphHandle, NEXT, RResult, RuntimeError, check_len};
 use crate::graph::{Graph, onnx};
+use crate::optim::Fusion;
 use ::ort::{
     environment::Environment,
     ep,
@@ -179,6 +181,7 @@ struct OrtGraph {
 pub struct OrtExecutor {
     device: Device,
     threads: usize,
+    fusion: Fusion,
     graphs: Vec<OrtGraph>,
     state: HashMap<String, Slot>,
 }
@@ -206,9 +209,15 @@ impl OrtExecutor {
                 }
             },
         };
+        // The fused kernels are CPU code: on CUDA they would copy every tensor to the host.
+        let fusion = match device {
+            Device::Cpu => Fusion::Fused,
+            _ => Fusion::Standard,
+        };
         Ok(OrtExecutor {
             device,
             threads,
+            fusion,
             graphs: Vec::new(),
             state: HashMap::new(),
         })
@@ -217,6 +226,15 @@ impl OrtExecutor {
     /// The device the sessions actually run on.
     pub fn device(&self) -> Device {
         self.device
+    }
+
+    /// Graphs loaded from now on get their optimizer in standard ONNX ops (for benchmarks
+    /// and tests that compare the two forms); the fused form stays CPU-only.
+    pub fn with_fusion(mut self, fusion: Fusion) -> Self {
+        if self.device == Device::Cpu {
+            self.fusion = fusion;
+        }
+        self
     }
 
     fn session(&self, bytes: &[u8]) -> RResult<Session> {
@@ -235,6 +253,11 @@ impl OrtExecutor {
         // Diagnostics: MCUGAN_ORT_PROFILE=<prefix> writes ONNX Runtime's per-op JSON profile.
         if let Some(p) = std::env::var_os("MCUGAN_ORT_PROFILE") {
             b = b.with_profiling(p).map_err(oerr)?;
+        }
+        if self.fusion == Fusion::Fused {
+            b = b
+                .with_operators(fused::domain().map_err(oerr)?)
+                .map_err(oerr)?;
         }
         if self.device == Device::Cuda {
             b = b
@@ -429,5 +452,9 @@ impl Executor for OrtExecutor {
 
     fn describe(&self) -> String {
         format!("ONNX Runtime ({}, {} threads)", self.device, self.threads)
+    }
+
+    fn fusion(&self) -> Fusion {
+        self.fusion
     }
 }

@@ -1,0 +1,210 @@
+//! The fused optimizer nodes ([`Op::FusedAdam`], [`Op::FusedAverage`]) as ONNX Runtime custom
+//! operators of the CPU sessions: the arithmetic is [`crate::optim`]'s, here only the reading
+//! of the variadic inputs, the writing of the outputs and the split over the cores.
+//!
+//! [`Op::FusedAdam`]: crate::graph::Op::FusedAdam
+//! [`Op::FusedAverage`]: crate::graph::Op::FusedAverage
+
+use crate::graph::onnx::FUSED_DOMAIN;
+use crate::optim::{adam_kernel, average_kernel};
+use ::ort::operator::{
+    BoxedKernel, ComputeContext, KernelContext, Operator, OperatorDomain, OperatorInput,
+    OperatorOutput,
+};
+use ::ort::value::TensorElementType::Float32;
+use ::ort::{Error, Result};
+
+/// The domain both operators are registered under.
+pub(super) fn domain() -> Result<OperatorDomain> {
+    OperatorDomain::new(FUSED_DOMAIN)?
+        .add(FusedAdam)?
+        .add(FusedAverage)
+}
+
+/// Elements per piece of work: small enough to balance two cores, large enough that the
+/// split costs nothing next to the pass.
+const PIECE: usize = 1 << 14;
+/// Below this many elements in all, one core does the whole pass.
+const SERIAL_BELOW: usize = 1 << 16;
+
+/// Scalar input `i` (a one-element tensor).
+fn scalar(ctx: &ComputeContext, i: usize) -> Result<f32> {
+    let v = ctx
+        .input(i)?
+        .ok_or_else(|| Error::new(format!("fused optimizer: input {i} missing")))?;
+    let (_, data) = v.try_extract_tensor::<f32>()?;
+    data.first()
+        .copied()
+        .ok_or_else(|| Error::new(format!("fused optimizer: input {i} is empty")))
+}
+
+/// Runs `work` on every piece, over the machine's cores when there is enough of it.
+fn run_pieces<T: Send>(pieces: Vec<T>, elements: usize, work: impl Fn(T) + Sync) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || elements < SERIAL_BELOW {
+        pieces.into_iter().for_each(work);
+        return;
+    }
+    let mut shares: Vec<Vec<T>> = (0..threads).map(|_| Vec::new()).collect();
+    for (k, p) in pieces.into_iter().enumerate() {
+        shares[k % threads].push(p);
+    }
+    let work = &work;
+    std::thread::scope(|s| {
+        let mut shares = shares.into_iter();
+        let mine = shares.next().unwrap_or_default();
+        for share in shares {
+            s.spawn(move || share.into_iter().for_each(work));
+        }
+        mine.into_iter().for_each(work);
+    });
+}
+
+/// The operator's tensor inputs after `scalars` scalars, checked to be `groups` equal groups,
+/// with the output count `outputs` groups.
+fn tensor_inputs(
+    ctx: &ComputeContext,
+    op: &str,
+    scalars: usize,
+    groups: usize,
+    outputs: usize,
+) -> Result<usize> {
+    let total = ctx.num_inputs()?;
+    let n = total.saturating_sub(scalars) / groups;
+    if n == 0 || scalars + n * groups != total || ctx.num_outputs()? != n * outputs {
+        return Err(Error::new(format!(
+            "{FUSED_DOMAIN}.{op}: {total} inputs and {} outputs do not make {groups} groups in \
+             and {outputs} out after {scalars} scalars",
+            ctx.num_outputs()?
+        )));
+    }
+    Ok(n)
+}
+
+struct FusedAdam;
+
+impl Operator for FusedAdam {
+    type Kernel<'a> = BoxedKernel<'a>;
+
+    fn name(&self) -> &str {
+        "Adam"
+    }
+
+    fn inputs(&self) -> impl IntoIterator<Item = OperatorInput> {
+        [OperatorInput::variadic(10).homogenous(Float32)]
+    }
+
+    fn outputs(&self) -> impl IntoIterator<Item = OperatorOutput> {
+        [OperatorOutput::variadic(3).homogenous(Float32)]
+    }
+
+    fn create_kernel<'a>(&self, _: &KernelContext<'a>) -> Result<Self::Kernel<'a>> {
+        Ok(Box::new(|ctx: &ComputeContext| {
+            // k1, k2, β₁, 1−β₁, β₂, 1−β₂; then parameters, m, v, gradients.
+            let s: Vec<f32> = (0..6).map(|i| scalar(ctx, i)).collect::<Result<_>>()?;
+            let n = tensor_inputs(ctx, "Adam", 6, 4, 3)?;
+            let ins = (6..6 + 4 * n)
+                .map(|i| {
+                    ctx.input(i)?
+                        .ok_or_else(|| Error::new(format!("mcugan.Adam: input {i} missing")))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let data = (ins.iter())
+                .map(|v| v.try_extract_tensor::<f32>())
+                .collect::<Result<Vec<_>>>()?;
+            let mut outs = (0..3 * n)
+                .map(|j| {
+                    ctx.output(j, data[j % n].0.to_vec())?
+                        .ok_or_else(|| Error::new(format!("mcugan.Adam: output {j} missing")))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut slices = (outs.iter_mut())
+                .map(|o| o.try_extract_tensor_mut::<f32>().map(|(_, d)| d))
+                .collect::<Result<Vec<_>>>()?;
+            let vs = slices.split_off(2 * n);
+            let ms = slices.split_off(n);
+            let mut pieces = Vec::new();
+            let mut elements = 0;
+            for (i, ((op, om), ov)) in slices.into_iter().zip(ms).zip(vs).enumerate() {
+                let [p, m, v, g] = [0, 1, 2, 3].map(|k| data[k * n + i].1);
+                if [m.len(), v.len(), g.len(), op.len()] != [p.len(); 4] {
+                    return Err(Error::new(format!(
+                        "mcugan.Adam: tensor {i}'s parameter, moments and gradient differ in size"
+                    )));
+                }
+                elements += p.len();
+                let outs = op.chunks_mut(PIECE).zip(om.chunks_mut(PIECE));
+                let ins = p.chunks(PIECE).zip(m.chunks(PIECE));
+                let more = v.chunks(PIECE).zip(g.chunks(PIECE));
+                for (((op, om), ov), ((p, m), (v, g))) in
+                    outs.zip(ov.chunks_mut(PIECE)).zip(ins.zip(more))
+                {
+                    pieces.push((p, m, v, g, op, om, ov));
+                }
+            }
+            let (k, betas) = ((s[0], s[1]), (s[2], s[3], s[4], s[5]));
+            run_pieces(pieces, elements, |(p, m, v, g, op, om, ov)| {
+                adam_kernel(betas, k, p, m, v, g, op, om, ov)
+            });
+            Ok(())
+        }))
+    }
+}
+
+struct FusedAverage;
+
+impl Operator for FusedAverage {
+    type Kernel<'a> = BoxedKernel<'a>;
+
+    fn name(&self) -> &str {
+        "Average"
+    }
+
+    fn inputs(&self) -> impl IntoIterator<Item = OperatorInput> {
+        [OperatorInput::variadic(3).homogenous(Float32)]
+    }
+
+    fn outputs(&self) -> impl IntoIterator<Item = OperatorOutput> {
+        [OperatorOutput::variadic(1).homogenous(Float32)]
+    }
+
+    fn create_kernel<'a>(&self, _: &KernelContext<'a>) -> Result<Self::Kernel<'a>> {
+        Ok(Box::new(|ctx: &ComputeContext| {
+            let d = scalar(ctx, 0)?;
+            let n = tensor_inputs(ctx, "Average", 1, 2, 1)?;
+            let ins = (1..1 + 2 * n)
+                .map(|i| {
+                    ctx.input(i)?
+                        .ok_or_else(|| Error::new(format!("mcugan.Average: input {i} missing")))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let data = (ins.iter())
+                .map(|v| v.try_extract_tensor::<f32>())
+                .collect::<Result<Vec<_>>>()?;
+            let mut outs = (0..n)
+                .map(|j| {
+                    ctx.output(j, data[j].0.to_vec())?
+                        .ok_or_else(|| Error::new(format!("mcugan.Average: output {j} missing")))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut pieces = Vec::new();
+            let mut elements = 0;
+            for (i, o) in outs.iter_mut().enumerate() {
+                let out = o.try_extract_tensor_mut::<f32>()?.1;
+                let (new, avg) = (data[i].1, data[n + i].1);
+                if avg.len() != new.len() || out.len() != new.len() {
+                    return Err(Error::new(format!(
+                        "mcugan.Average: tensor {i}'s value and average differ in size"
+                    )));
+                }
+                elements += new.len();
+                let chunks = new.chunks(PIECE).zip(avg.chunks(PIECE));
+                pieces.extend(out.chunks_mut(PIECE).zip(chunks));
+            }
+            run_pieces(pieces, elements, |(out, (new, avg))| {
+                average_kernel(d, new, avg, out)
+            });
+            Ok(())
+        }))
+    }
+}
