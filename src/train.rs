@@ -46,6 +46,9 @@ pub struct TrainArgs {
     /// D's target for real images (e.g. 0.9 for one-sided label smoothing; 1 for none).
     #[arg(long, allow_negative_numbers = true)]
     real_target: Option<f64>,
+    /// Batches that hold each class in its share of the data (`false`: a plain shuffle).
+    #[arg(long)]
+    class_balanced: Option<bool>,
     /// Generator hidden widths, comma-separated (e.g. 32,64,128,192).
     #[arg(long, value_delimiter = ',')]
     g_widths: Option<Vec<usize>>,
@@ -146,7 +149,7 @@ impl TrainArgs {
         set!(z_dim => z_dim, conditional => conditional, conditioning => conditioning,
              aux_weight => aux_weight, real_target => real_target, g_widths => g_widths, d_widths => d_widths,
              lr => lr_g, lr => lr_d, lr_g => lr_g, lr_d => lr_d, beta1 => beta1, beta2 => beta2, ema => ema,
-             batch => batch, seed => seed, sample_every => sample_every, eval_every => eval_every);
+             batch => batch, class_balanced => class_balanced, seed => seed, sample_every => sample_every, eval_every => eval_every);
         if let Some(Decay(d)) = self.lr_decay {
             cfg.lr_decay = d;
         }
@@ -187,7 +190,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         stop,
     };
     println!(
-        "training {:?}: z {} {} G {:?} ({} weights) D {:?}, real target {}, lr G {} D {}{}, betas ({}, {}), weight average {}, batch {}, {}; about {:.2} GiB of memory",
+        "training {:?}: z {} {} G {:?} ({} weights) D {:?}, real target {}, lr G {} D {}{}, betas ({}, {}), weight average {}, batch {}{}, {}; about {:.2} GiB of memory",
         cfg.preset,
         cfg.z_dim,
         match (cfg.conditional, cfg.conditioning) {
@@ -216,6 +219,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
             "none".into()
         },
         cfg.batch,
+        if cfg.class_balanced {
+            " (class-balanced)"
+        } else {
+            ""
+        },
         match (cfg.epochs, cfg.time_budget_s) {
             (Some(e), Some(b)) => format!("{e} epochs or {:.1} min", b / 60.0),
             (Some(e), None) => format!("{e} epochs"),

@@ -235,3 +235,63 @@ fn real_mnist_has_the_published_counts() {
     assert_eq!(train.labels()[..5], [5, 0, 4, 1, 9]);
     assert_eq!(test.labels()[..3], [7, 2, 1]);
 }
+
+/// MNIST's training-set class counts, labels in a scrambled order.
+fn mnist_like_labels() -> Vec<u8> {
+    let counts = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949];
+    let mut labels: Vec<u8> = (0..10u8)
+        .flat_map(|c| std::iter::repeat_n(c, counts[c as usize]))
+        .collect();
+    // A fixed scramble (a multiplicative permutation of 0..60000).
+    let n = labels.len();
+    let sorted = labels.clone();
+    for (i, l) in labels.iter_mut().enumerate() {
+        *l = sorted[(i * 7919) % n];
+    }
+    labels
+}
+
+/// The largest gap, over every batch and class, between a class's count in the batch and its
+/// share of the data.
+fn worst_batch_imbalance(order: &EpochOrder, labels: &[u8], batch: usize) -> f64 {
+    let mut share = [0.0; 10];
+    for &l in labels {
+        share[l as usize] += batch as f64 / labels.len() as f64;
+    }
+    let mut worst: f64 = 0.0;
+    for b in order.batches(batch, true) {
+        let mut count = [0.0; 10];
+        for &i in b {
+            count[labels[i as usize] as usize] += 1.0;
+        }
+        for c in 0..10 {
+            worst = worst.max((count[c] - share[c]).abs());
+        }
+    }
+    worst
+}
+
+#[test]
+fn balanced_order_holds_each_class_in_its_share_of_every_batch() {
+    let labels = mnist_like_labels();
+    let a = EpochOrder::balanced(&labels, 3, 0);
+    let mut seen = a.indices().to_vec();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..labels.len() as u32).collect::<Vec<u32>>());
+    assert_eq!(a.indices(), EpochOrder::balanced(&labels, 3, 0).indices());
+    assert_ne!(a.indices(), EpochOrder::balanced(&labels, 4, 0).indices());
+    assert_ne!(a.indices(), EpochOrder::balanced(&labels, 3, 1).indices());
+    for batch in [32, 64, 128] {
+        let balanced = worst_batch_imbalance(&a, &labels, batch);
+        assert!(
+            balanced < 3.0,
+            "batch {batch}: a class {balanced} off its share"
+        );
+        // A plain shuffle strays much further (which is why the balanced order exists).
+        let plain = worst_batch_imbalance(&EpochOrder::new(labels.len(), 3, 0), &labels, batch);
+        assert!(
+            plain >= 5.0,
+            "batch {batch}: the plain shuffle only {plain} off"
+        );
+    }
+}

@@ -2,8 +2,8 @@
 //! resumed run sees exactly the batches an uninterrupted one would.
 
 use super::{Dataset, PIXELS};
-use rand::SeedableRng;
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// The visiting order of one epoch over a dataset.
@@ -20,6 +20,35 @@ impl EpochOrder {
         let mut order: Vec<u32> = (0..len as u32).collect();
         order.shuffle(&mut rng);
         EpochOrder { order }
+    }
+
+    /// A permutation of `0..labels.len()` in which every class is spread evenly: the `k`-th
+    /// of a class's `n` members (in a shuffled order) sits at `(k + u) / n` of the epoch, `u`
+    /// uniform in [0, 1), so any run of consecutive items, a batch above all, holds each class
+    /// in its share of the data to within three items. Determined by `seed` and `epoch` alone.
+    pub fn balanced(labels: &[u8], seed: u64, epoch: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(epoch);
+        let mut classes: Vec<Vec<u32>> = Vec::new();
+        for (i, &l) in labels.iter().enumerate() {
+            let l = l as usize;
+            if classes.len() <= l {
+                classes.resize_with(l + 1, Vec::new);
+            }
+            classes[l].push(i as u32);
+        }
+        let mut keyed: Vec<(f64, u32)> = Vec::with_capacity(labels.len());
+        for members in &mut classes {
+            members.shuffle(&mut rng);
+            let n = members.len() as f64;
+            for (k, &i) in members.iter().enumerate() {
+                keyed.push(((k as f64 + rng.random::<f64>()) / n, i));
+            }
+        }
+        keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        EpochOrder {
+            order: keyed.into_iter().map(|(_, i)| i).collect(),
+        }
     }
 
     pub fn indices(&self) -> &[u32] {

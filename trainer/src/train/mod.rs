@@ -206,7 +206,11 @@ pub fn train(
         if cfg.epochs.is_some_and(|e| progress.epoch >= e) {
             break Stop::Epochs;
         }
-        let order = EpochOrder::new(data.len(), cfg.seed, progress.epoch);
+        let order = if cfg.class_balanced {
+            EpochOrder::balanced(data.labels(), cfg.seed, progress.epoch)
+        } else {
+            EpochOrder::new(data.len(), cfg.seed, progress.epoch)
+        };
         let mut stopped = None;
         for idx in order.batches(cfg.batch, true).skip(progress.batch as usize) {
             if opts.stop.load(Ordering::SeqCst) {
