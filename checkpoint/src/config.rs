@@ -94,8 +94,8 @@ pub struct RunConfig {
     pub g_widths: Vec<usize>,
     pub d_widths: Vec<usize>,
     pub batch: usize,
-    /// Batches that hold each class in its share of the data ([`false`]: a plain shuffle,
-    /// whose batches of 128 stray by up to a dozen images per class).
+    /// Batches that hold each class in its share of the data (`false`: a plain shuffle, whose
+    /// batches stray from it by several images per class).
     #[serde(default)]
     pub class_balanced: bool,
     pub lr_g: f64,

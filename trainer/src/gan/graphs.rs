@@ -240,7 +240,9 @@ fn emit_averages(
         match updated.params.get(&s.name) {
             Some(&new) => pairs.push((s.name, avg, new)),
             // A running statistic: measured below.
-            None => drop(averaged.insert(s.name, avg)),
+            None => {
+                averaged.insert(s.name, avg);
+            }
         }
     }
     let ids: Vec<(Id, Id)> = pairs.iter().map(|&(_, avg, new)| (avg, new)).collect();

@@ -81,6 +81,35 @@ fn tensor_inputs(
     Ok(n)
 }
 
+/// The operator's inputs `range`.
+fn inputs<'a>(
+    ctx: &'a ComputeContext,
+    op: &str,
+    range: std::ops::Range<usize>,
+) -> Result<Vec<::ort::value::ValueRef<'a>>> {
+    range
+        .map(|i| {
+            ctx.input(i)?
+                .ok_or_else(|| Error::new(format!("{FUSED_DOMAIN}.{op}: input {i} missing")))
+        })
+        .collect()
+}
+
+/// The operator's outputs, output `j` shaped like `shapes[j % shapes.len()]`.
+fn outputs<'a>(
+    ctx: &'a ComputeContext,
+    op: &str,
+    count: usize,
+    shapes: &[&::ort::value::Shape],
+) -> Result<Vec<::ort::value::ValueRefMut<'a>>> {
+    (0..count)
+        .map(|j| {
+            ctx.output(j, shapes[j % shapes.len()].to_vec())?
+                .ok_or_else(|| Error::new(format!("{FUSED_DOMAIN}.{op}: output {j} missing")))
+        })
+        .collect()
+}
+
 struct FusedAdam;
 
 impl Operator for FusedAdam {
@@ -103,21 +132,12 @@ impl Operator for FusedAdam {
             // k1, k2, β₁, 1−β₁, β₂, 1−β₂; then parameters, m, v, gradients.
             let s: Vec<f32> = (0..6).map(|i| scalar(ctx, i)).collect::<Result<_>>()?;
             let n = tensor_inputs(ctx, "Adam", 6, 4, 3)?;
-            let ins = (6..6 + 4 * n)
-                .map(|i| {
-                    ctx.input(i)?
-                        .ok_or_else(|| Error::new(format!("mcugan.Adam: input {i} missing")))
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let ins = inputs(ctx, "Adam", 6..6 + 4 * n)?;
             let data = (ins.iter())
                 .map(|v| v.try_extract_tensor::<f32>())
                 .collect::<Result<Vec<_>>>()?;
-            let mut outs = (0..3 * n)
-                .map(|j| {
-                    ctx.output(j, data[j % n].0.to_vec())?
-                        .ok_or_else(|| Error::new(format!("mcugan.Adam: output {j} missing")))
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let shapes: Vec<_> = data[..n].iter().map(|d| d.0).collect();
+            let mut outs = outputs(ctx, "Adam", 3 * n, &shapes)?;
             let mut slices = (outs.iter_mut())
                 .map(|o| o.try_extract_tensor_mut::<f32>().map(|(_, d)| d))
                 .collect::<Result<Vec<_>>>()?;
@@ -172,21 +192,12 @@ impl Operator for FusedAverage {
         Ok(Box::new(|ctx: &ComputeContext| {
             let d = scalar(ctx, 0)?;
             let n = tensor_inputs(ctx, "Average", 1, 2, 1)?;
-            let ins = (1..1 + 2 * n)
-                .map(|i| {
-                    ctx.input(i)?
-                        .ok_or_else(|| Error::new(format!("mcugan.Average: input {i} missing")))
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let ins = inputs(ctx, "Average", 1..1 + 2 * n)?;
             let data = (ins.iter())
                 .map(|v| v.try_extract_tensor::<f32>())
                 .collect::<Result<Vec<_>>>()?;
-            let mut outs = (0..n)
-                .map(|j| {
-                    ctx.output(j, data[j].0.to_vec())?
-                        .ok_or_else(|| Error::new(format!("mcugan.Average: output {j} missing")))
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let shapes: Vec<_> = data[..n].iter().map(|d| d.0).collect();
+            let mut outs = outputs(ctx, "Average", n, &shapes)?;
             let mut pieces = Vec::new();
             let mut elements = 0;
             for (i, o) in outs.iter_mut().enumerate() {
