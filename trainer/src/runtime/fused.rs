@@ -12,6 +12,7 @@ use ::ort::operator::{
     OperatorOutput,
 };
 use ::ort::value::TensorElementType::Float32;
+use ::ort::value::{ValueRef, ValueRefMut};
 use ::ort::{Error, Result};
 
 /// The domain both operators are registered under.
@@ -27,20 +28,28 @@ const PIECE: usize = 1 << 14;
 /// Below this many elements in all, one core does the whole pass.
 const SERIAL_BELOW: usize = 1 << 16;
 
-/// Scalar input `i` (a one-element tensor).
-fn scalar(ctx: &ComputeContext, i: usize) -> Result<f32> {
-    let v = ctx
-        .input(i)?
-        .ok_or_else(|| Error::new(format!("fused optimizer: input {i} missing")))?;
+/// The machine's cores, asked once per kernel rather than once per run.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Input `i` of operator `op`.
+fn input<'a>(ctx: &'a ComputeContext, op: &str, i: usize) -> Result<ValueRef<'a>> {
+    ctx.input(i)?
+        .ok_or_else(|| Error::new(format!("{FUSED_DOMAIN}.{op}: input {i} missing")))
+}
+
+/// Scalar input `i` (a one-element tensor) of operator `op`.
+fn scalar(ctx: &ComputeContext, op: &str, i: usize) -> Result<f32> {
+    let v = input(ctx, op, i)?;
     let (_, data) = v.try_extract_tensor::<f32>()?;
     data.first()
         .copied()
-        .ok_or_else(|| Error::new(format!("fused optimizer: input {i} is empty")))
+        .ok_or_else(|| Error::new(format!("{FUSED_DOMAIN}.{op}: input {i} is empty")))
 }
 
-/// Runs `work` on every piece, over the machine's cores when there is enough of it.
-fn run_pieces<T: Send>(pieces: Vec<T>, elements: usize, work: impl Fn(T) + Sync) {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+/// Runs `work` on every piece, over `threads` cores when there is enough of it.
+fn run_pieces<T: Send>(pieces: Vec<T>, elements: usize, threads: usize, work: impl Fn(T) + Sync) {
     if threads < 2 || elements < SERIAL_BELOW {
         pieces.into_iter().for_each(work);
         return;
@@ -60,54 +69,35 @@ fn run_pieces<T: Send>(pieces: Vec<T>, elements: usize, work: impl Fn(T) + Sync)
     });
 }
 
-/// The operator's tensor inputs after `scalars` scalars, checked to be `groups` equal groups,
-/// with the output count `outputs` groups.
-fn tensor_inputs(
-    ctx: &ComputeContext,
+/// The tensors of operator `op` after its `scalars` scalar inputs: `n` tensors in each of
+/// `groups` input groups (checked), and the `out_groups · n` outputs, output `j` shaped like
+/// input `scalars + j % n`.
+fn operands<'a>(
+    ctx: &'a ComputeContext,
     op: &str,
     scalars: usize,
     groups: usize,
-    outputs: usize,
-) -> Result<usize> {
-    let total = ctx.num_inputs()?;
+    out_groups: usize,
+) -> Result<(Vec<ValueRef<'a>>, Vec<ValueRefMut<'a>>)> {
+    let (total, outputs) = (ctx.num_inputs()?, ctx.num_outputs()?);
     let n = total.saturating_sub(scalars) / groups;
-    if n == 0 || scalars + n * groups != total || ctx.num_outputs()? != n * outputs {
+    if n == 0 || scalars + n * groups != total || outputs != n * out_groups {
         return Err(Error::new(format!(
-            "{FUSED_DOMAIN}.{op}: {total} inputs and {} outputs do not make {groups} groups in \
-             and {outputs} out after {scalars} scalars",
-            ctx.num_outputs()?
+            "{FUSED_DOMAIN}.{op}: {total} inputs and {outputs} outputs do not make {groups} \
+             groups in and {out_groups} out after {scalars} scalars"
         )));
     }
-    Ok(n)
-}
-
-/// The operator's inputs `range`.
-fn inputs<'a>(
-    ctx: &'a ComputeContext,
-    op: &str,
-    range: std::ops::Range<usize>,
-) -> Result<Vec<::ort::value::ValueRef<'a>>> {
-    range
-        .map(|i| {
-            ctx.input(i)?
-                .ok_or_else(|| Error::new(format!("{FUSED_DOMAIN}.{op}: input {i} missing")))
-        })
-        .collect()
-}
-
-/// The operator's outputs, output `j` shaped like `shapes[j % shapes.len()]`.
-fn outputs<'a>(
-    ctx: &'a ComputeContext,
-    op: &str,
-    count: usize,
-    shapes: &[&::ort::value::Shape],
-) -> Result<Vec<::ort::value::ValueRefMut<'a>>> {
-    (0..count)
+    let ins = (scalars..total)
+        .map(|i| input(ctx, op, i))
+        .collect::<Result<Vec<_>>>()?;
+    let outs = (0..outputs)
         .map(|j| {
-            ctx.output(j, shapes[j % shapes.len()].to_vec())?
+            let shape = ins[j % n].try_extract_tensor::<f32>()?.0.to_vec();
+            ctx.output(j, shape)?
                 .ok_or_else(|| Error::new(format!("{FUSED_DOMAIN}.{op}: output {j} missing")))
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok((ins, outs))
 }
 
 struct FusedAdam;
@@ -128,16 +118,17 @@ impl Operator for FusedAdam {
     }
 
     fn create_kernel<'a>(&self, _: &KernelContext<'a>) -> Result<Self::Kernel<'a>> {
-        Ok(Box::new(|ctx: &ComputeContext| {
+        let threads = cores();
+        Ok(Box::new(move |ctx: &ComputeContext| {
             // k1, k2, β₁, 1−β₁, β₂, 1−β₂; then parameters, m, v, gradients.
-            let s: Vec<f32> = (0..6).map(|i| scalar(ctx, i)).collect::<Result<_>>()?;
-            let n = tensor_inputs(ctx, "Adam", 6, 4, 3)?;
-            let ins = inputs(ctx, "Adam", 6..6 + 4 * n)?;
+            let s: Vec<f32> = (0..6)
+                .map(|i| scalar(ctx, "Adam", i))
+                .collect::<Result<_>>()?;
+            let (ins, mut outs) = operands(ctx, "Adam", 6, 4, 3)?;
+            let n = outs.len() / 3;
             let data = (ins.iter())
                 .map(|v| v.try_extract_tensor::<f32>())
                 .collect::<Result<Vec<_>>>()?;
-            let shapes: Vec<_> = data[..n].iter().map(|d| d.0).collect();
-            let mut outs = outputs(ctx, "Adam", 3 * n, &shapes)?;
             let mut slices = (outs.iter_mut())
                 .map(|o| o.try_extract_tensor_mut::<f32>().map(|(_, d)| d))
                 .collect::<Result<Vec<_>>>()?;
@@ -149,7 +140,7 @@ impl Operator for FusedAdam {
                 let [p, m, v, g] = [0, 1, 2, 3].map(|k| data[k * n + i].1);
                 if [m.len(), v.len(), g.len(), op.len()] != [p.len(); 4] {
                     return Err(Error::new(format!(
-                        "mcugan.Adam: tensor {i}'s parameter, moments and gradient differ in size"
+                        "{FUSED_DOMAIN}.Adam: tensor {i}'s parameter, moments and gradient differ in size"
                     )));
                 }
                 elements += p.len();
@@ -163,7 +154,7 @@ impl Operator for FusedAdam {
                 }
             }
             let (k, betas) = ((s[0], s[1]), (s[2], s[3], s[4], s[5]));
-            run_pieces(pieces, elements, |(p, m, v, g, op, om, ov)| {
+            run_pieces(pieces, elements, threads, |(p, m, v, g, op, om, ov)| {
                 adam_kernel(betas, k, p, m, v, g, op, om, ov)
             });
             Ok(())
@@ -189,15 +180,14 @@ impl Operator for FusedAverage {
     }
 
     fn create_kernel<'a>(&self, _: &KernelContext<'a>) -> Result<Self::Kernel<'a>> {
-        Ok(Box::new(|ctx: &ComputeContext| {
-            let d = scalar(ctx, 0)?;
-            let n = tensor_inputs(ctx, "Average", 1, 2, 1)?;
-            let ins = inputs(ctx, "Average", 1..1 + 2 * n)?;
+        let threads = cores();
+        Ok(Box::new(move |ctx: &ComputeContext| {
+            let d = scalar(ctx, "Average", 0)?;
+            let (ins, mut outs) = operands(ctx, "Average", 1, 2, 1)?;
+            let n = outs.len();
             let data = (ins.iter())
                 .map(|v| v.try_extract_tensor::<f32>())
                 .collect::<Result<Vec<_>>>()?;
-            let shapes: Vec<_> = data[..n].iter().map(|d| d.0).collect();
-            let mut outs = outputs(ctx, "Average", n, &shapes)?;
             let mut pieces = Vec::new();
             let mut elements = 0;
             for (i, o) in outs.iter_mut().enumerate() {
@@ -205,14 +195,14 @@ impl Operator for FusedAverage {
                 let (new, avg) = (data[i].1, data[n + i].1);
                 if avg.len() != new.len() || out.len() != new.len() {
                     return Err(Error::new(format!(
-                        "mcugan.Average: tensor {i}'s value and average differ in size"
+                        "{FUSED_DOMAIN}.Average: tensor {i}'s value and average differ in size"
                     )));
                 }
                 elements += new.len();
                 let chunks = new.chunks(PIECE).zip(avg.chunks(PIECE));
                 pieces.extend(out.chunks_mut(PIECE).zip(chunks));
             }
-            run_pieces(pieces, elements, |(out, (new, avg))| {
+            run_pieces(pieces, elements, threads, |(out, (new, avg))| {
                 average_kernel(d, new, avg, out)
             });
             Ok(())
