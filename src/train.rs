@@ -81,6 +81,13 @@ pub struct TrainArgs {
     /// Real images per step (and as many generated), at least 2.
     #[arg(long)]
     batch: Option<usize>,
+    /// From --late-batch-from of the run on, batches of this size (`none`: --batch
+    /// throughout).
+    #[arg(long, value_parser = parse_late_batch)]
+    late_batch: Option<LateBatch>,
+    /// The fraction of the run (0 to 1, as for --lr-decay) where --late-batch takes over.
+    #[arg(long, allow_negative_numbers = true)]
+    late_batch_from: Option<f64>,
     /// Stop after this many epochs.
     #[arg(long)]
     epochs: Option<u64>,
@@ -120,6 +127,19 @@ fn parse_decay(s: &str) -> Result<Decay, String> {
     }
 }
 
+/// `--late-batch`'s value: a batch size, or none.
+#[derive(Clone, Copy, Debug)]
+struct LateBatch(Option<usize>);
+
+fn parse_late_batch(s: &str) -> Result<LateBatch, String> {
+    if s == "none" {
+        return Ok(LateBatch(None));
+    }
+    s.parse::<usize>()
+        .map(|b| LateBatch(Some(b)))
+        .map_err(|_| format!("`{s}`: expected a batch size or `none`"))
+}
+
 impl TrainArgs {
     /// The validator names the configuration's fields; where the value came from `--lr` (both
     /// rates), say `--lr`, the flag the user typed.
@@ -153,6 +173,12 @@ impl TrainArgs {
         if let Some(Decay(d)) = self.lr_decay {
             cfg.lr_decay = d;
         }
+        if let Some(LateBatch(b)) = self.late_batch {
+            cfg.late_batch = b;
+        }
+        if let Some(f) = self.late_batch_from {
+            cfg.late_batch_from = f;
+        }
         if self.subset.is_some() {
             cfg.subset = self.subset;
         }
@@ -170,8 +196,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .map_err(|m| anyhow::Error::msg(args.as_typed(&m)))?;
     let data = crate::data_dir(args.data.as_deref())?;
     // Before the classifier is prepared (a minute when not cached), not only in the loop.
-    let gan = trainer::GanConfig::from_run(&cfg);
-    train::check_memory(&gan, args.device)?;
+    train::check_memory(&cfg, args.device)?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     ctrlc::set_handler(move || {
@@ -218,7 +243,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
         } else {
             "none".into()
         },
-        cfg.batch,
+        match cfg.late_batch {
+            Some(b) => format!(
+                "{}, {b} from {:.0}% of the run",
+                cfg.batch,
+                cfg.late_batch_from * 100.0
+            ),
+            None => cfg.batch.to_string(),
+        },
         if cfg.class_balanced {
             " (class-balanced)"
         } else {
@@ -230,7 +262,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             (None, Some(b)) => format!("{:.1} min", b / 60.0),
             (None, None) => "until stopped".into(),
         },
-        gan.memory_estimate().total() as f64 / (1u64 << 30) as f64
+        train::memory_estimate(&cfg).total() as f64 / (1u64 << 30) as f64
     );
     let summary = if args.no_eval {
         train::train(&cfg, &opts, None)?

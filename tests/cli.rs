@@ -104,6 +104,15 @@ fn out_of_range_training_flags_are_refused_before_anything_is_written() {
         (&["--z-dim", "0"], &["--z-dim 0", "at least 1"]),
         (&["--g-widths", "64,0"], &["--g-widths", "at least 1"]),
         (&["--subset", "10"], &["--subset 10", "one batch"]),
+        (&["--late-batch", "1"], &["--late-batch 1", "at least 2"]),
+        (
+            &["--late-batch-from", "1"],
+            &["--late-batch-from 1", "[0, 1)"],
+        ),
+        (
+            &["--subset", "100", "--late-batch", "128"],
+            &["--subset 100", "one batch of 128"],
+        ),
     ];
     for (flags, needles) in cases {
         let mut args = vec!["train", "--no-eval", "--out", s(&out)];
@@ -118,6 +127,8 @@ fn out_of_range_training_flags_are_refused_before_anything_is_written() {
     outcome.refused(2, &["--batch", "many"]);
     let outcome = mcugan(&["train", "--out", s(&out), "--lr-decay", "1"]);
     outcome.refused(2, &["--lr-decay", "[0, 1)"]);
+    let outcome = mcugan(&["train", "--out", s(&out), "--late-batch", "big"]);
+    outcome.refused(2, &["--late-batch", "big", "`none`"]);
     assert!(!out.exists());
 }
 

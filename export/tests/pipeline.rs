@@ -14,10 +14,15 @@ use trainer::train::{Options, train};
 
 /// Trains the default (projection) recipe with generator widths `g` for two epochs of 640 images.
 fn trained_run(dir: &Path, g: &[usize]) {
+    trained_run_with(dir, g, 8);
+}
+
+/// [`trained_run`] with `z` noise dimensions.
+fn trained_run_with(dir: &Path, g: &[usize], z: usize) {
     let mut cfg = RunConfig::preset(Preset::Lm3s6965);
     cfg.g_widths = g.to_vec();
     cfg.d_widths = vec![64, 32];
-    cfg.z_dim = 8;
+    cfg.z_dim = z;
     cfg.batch = 64;
     cfg.subset = Some(640);
     cfg.epochs = Some(2);
@@ -112,6 +117,24 @@ fn a_trained_run_exports_to_a_blob_the_firmware_decodes_with_a_measured_report()
     let clamps: Vec<i16> = model.layers().iter().map(|l| l.clamp_max).collect();
     assert_eq!(clamps, [255, 127, 127]);
     assert!(rf.bytes < r8.bytes && rf.bytes > r4.bytes);
+}
+
+#[test]
+fn the_default_preset_exports_within_the_lm3s6965_budget() {
+    // The preset's generator (its D is narrowed: export reads only G) with `export`'s default
+    // weights.
+    let preset = RunConfig::preset(Preset::Lm3s6965);
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    trained_run_with(&run, &preset.g_widths, preset.z_dim);
+    let out = dir.path().join("model.bin");
+    let report = export(&options(&run, &out, Weights::Fast, Target::Lm3s6965), None)
+        .expect("the default preset fits its board");
+    assert!(report.bytes <= Target::Lm3s6965.budget().unwrap());
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().len() as usize,
+        report.bytes
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The generator's moving average: after each step it equals the average computed by hand
 //! from the trained tensors, and it is what generation uses; and the learning-rate scale a
 //! schedule sets (`ort_vs_tract` checks that the
-//! exported model equals generation).
+//! exported model equals generation); and a step at a batch size other than the configured one.
 
 use checkpoint::Conditioning;
 use rand::{Rng, SeedableRng};
@@ -253,4 +253,43 @@ fn a_learning_rate_scale_scales_the_first_adam_step_exactly() {
         }
     }
     assert!(checked > 1000, "only {checked} parameters moved");
+}
+
+#[test]
+fn a_step_at_another_batch_size_equals_a_trainer_built_for_it() {
+    // A run whose batch grows steps its state through a second pair of graphs; a trainer built
+    // for that batch from the same state is the reference, to the bit.
+    let cfg = small(0.9);
+    let mut grown = GanTrainer::new(cfg.clone(), trainer::Device::Cpu).unwrap();
+    let mut native = GanTrainer::new(
+        GanConfig {
+            batch: 2 * cfg.batch,
+            ..cfg.clone()
+        },
+        trainer::Device::Cpu,
+    )
+    .unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let (px, labels) = batch(&mut rng, cfg.batch);
+    let (zd, zg) = (grown.draw_noise(cfg.batch), grown.draw_noise(cfg.batch));
+    grown.step_with_noise(&px, &labels, &zd, &zg).unwrap();
+    native.load_state(&grown.state().unwrap()).unwrap();
+    let (px, labels) = batch(&mut rng, 2 * cfg.batch);
+    let (zd, zg) = (
+        grown.draw_noise(2 * cfg.batch),
+        grown.draw_noise(2 * cfg.batch),
+    );
+    let a = grown.step_with_noise(&px, &labels, &zd, &zg).unwrap();
+    let b = native.step_with_noise(&px, &labels, &zd, &zg).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(grown.state().unwrap(), native.state().unwrap());
+    // The first size still steps, and a batch that is no whole number of images is refused.
+    grown
+        .step(&px[..cfg.batch * 784], &labels[..cfg.batch])
+        .unwrap();
+    let err = grown
+        .step(&px[..100], &labels[..1])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a whole number"), "{err}");
 }

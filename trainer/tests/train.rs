@@ -19,6 +19,8 @@ fn small(epochs: u64) -> RunConfig {
     cfg.d_widths = vec![64, 32];
     cfg.z_dim = 8;
     cfg.batch = 64;
+    // One batch size, so that every epoch is 10 steps (the growing batch has its own test).
+    cfg.late_batch = None;
     cfg.subset = Some(640);
     cfg.epochs = Some(epochs);
     cfg.time_budget_s = None;
@@ -37,23 +39,28 @@ fn opts(out: &Path, resume: bool) -> Options {
     }
 }
 
+/// Trains `cfg` in `out` until the end of its first epoch, where the stop flag is set (at that
+/// epoch's evaluation point).
+fn stopped_after_one_epoch(mut cfg: RunConfig, out: &Path) -> trainer::train::Summary {
+    cfg.eval_every = 1;
+    let o = opts(out, false);
+    let flag = o.stop.clone();
+    let mut stop_now = |_: &mut trainer::GanTrainer| {
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(serde_json::Value::Null)
+    };
+    train(&cfg, &o, Some(&mut stop_now)).unwrap()
+}
+
 #[test]
 fn resume_equals_uninterrupted_to_the_bit() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let whole = train(&small(3), &opts(a.path(), false), None).unwrap();
     assert_eq!(whole.stop, Stop::Epochs);
     assert_eq!(whole.steps, 30);
-    // Interrupted after its first epoch (the stop flag set at that epoch's evaluation point),
-    // as Ctrl-C would: the same configuration, so the same learning-rate schedule, resumed.
-    let mut cfg = small(3);
-    cfg.eval_every = 1;
-    let o = opts(b.path(), false);
-    let flag = o.stop.clone();
-    let mut stop_now = |_: &mut trainer::GanTrainer| {
-        flag.store(true, std::sync::atomic::Ordering::SeqCst);
-        Ok(serde_json::Value::Null)
-    };
-    let first = train(&cfg, &o, Some(&mut stop_now)).unwrap();
+    // Interrupted after its first epoch, as Ctrl-C would: the same configuration, so the same
+    // learning-rate schedule, resumed.
+    let first = stopped_after_one_epoch(small(3), b.path());
     assert_eq!((first.stop, first.steps), (Stop::Interrupted, 10));
     let rest = train(&small(3), &opts(b.path(), true), None).unwrap();
     assert_eq!(rest.steps, 30);
@@ -209,4 +216,29 @@ fn divergence_stops_the_run_and_keeps_the_last_good_checkpoint() {
         "{err}"
     );
     assert!(!fresh.path().join(checkpoint::TENSORS_FILE).exists());
+}
+
+#[test]
+fn a_batch_that_grows_mid_epoch_resumes_exactly() {
+    // 640 images, 4 epochs, batches of 32 growing to 64 from 40% of the run: epoch 0 (to 25%)
+    // takes 20 steps of 32; epoch 1 reaches 40% after 384 images (12 steps), then 4 steps of
+    // 64 take the remaining 256; epochs 2 and 3 take 10 steps of 64 each.
+    let grown = || {
+        let mut cfg = small(4);
+        cfg.batch = 32;
+        cfg.late_batch = Some(64);
+        cfg.late_batch_from = 0.4;
+        cfg
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let whole = train(&grown(), &opts(a.path(), false), None).unwrap();
+    assert_eq!((whole.stop, whole.steps), (Stop::Epochs, 20 + 16 + 10 + 10));
+    // Stopped at the end of epoch 0, before the switch, then resumed across it.
+    let first = stopped_after_one_epoch(grown(), b.path());
+    assert_eq!((first.stop, first.steps), (Stop::Interrupted, 20));
+    let rest = train(&grown(), &opts(b.path(), true), None).unwrap();
+    let bits = |h: &[[f32; 5]]| h.iter().flatten().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&rest.history), bits(&whole.history));
+    let state = |dir: &Path| trainer::train::state_tensors(&checkpoint::Run::open(dir).unwrap());
+    assert_eq!(state(b.path()).unwrap(), state(a.path()).unwrap());
 }

@@ -10,9 +10,10 @@ use std::path::Path;
 use crate::board::{self, Board, BoardCrate};
 use crate::{util, web};
 
-/// The web page's module, the default model (108 KiB) included: what a visitor downloads
-/// before the first digit.
-pub const WASM_BUDGET: u64 = 200 * 1024;
+/// The web page's module, the default model included: what a visitor downloads before the
+/// first digit. The model may take the 200 KiB its board leaves it (170 KiB today), the app
+/// about 60 KiB.
+pub const WASM_BUDGET: u64 = 260 * 1024;
 
 /// What the firmware occupies.
 #[derive(Debug, Default, PartialEq, Eq)]

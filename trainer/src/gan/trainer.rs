@@ -23,8 +23,9 @@ pub struct StepLosses {
 pub struct GanTrainer {
     cfg: GanConfig,
     exec: Box<dyn Executor>,
-    d_step: GraphHandle,
-    g_step: GraphHandle,
+    /// The D and G step graphs by batch size: a run whose batch grows loads one pair per size,
+    /// all over the same state.
+    steps: HashMap<usize, (GraphHandle, GraphHandle)>,
     generate: HashMap<usize, GraphHandle>,
     rng: ChaCha8Rng,
     /// Multiplies both learning rates (a schedule's value for the next step).
@@ -43,20 +44,39 @@ impl GanTrainer {
         for t in cfg.initial_state() {
             exec.set_state(&t.name, &t.shape, &t.data)?;
         }
-        let fusion = exec.fusion();
-        let d_step = exec.load(&d_step_graph(&cfg, DType::F32, fusion)?, "d_step")?;
-        let g_step = exec.load(&g_step_graph(&cfg, DType::F32, fusion)?, "g_step")?;
         // The noise stream is independent of the initialisation stream.
         let rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x9E37_79B9_7F4A_7C15);
-        Ok(GanTrainer {
+        let mut t = GanTrainer {
             cfg,
             exec,
-            d_step,
-            g_step,
+            steps: HashMap::new(),
             generate: HashMap::new(),
             rng,
             lr_scale: 1.0,
-        })
+        };
+        t.step_graphs(t.cfg.batch)?;
+        Ok(t)
+    }
+
+    /// The step graphs for batches of `b`, built on first use.
+    fn step_graphs(&mut self, b: usize) -> RResult<(GraphHandle, GraphHandle)> {
+        if let Some(&h) = self.steps.get(&b) {
+            return Ok(h);
+        }
+        let cfg = GanConfig {
+            batch: b,
+            ..self.cfg.clone()
+        };
+        cfg.validate()?;
+        let fusion = self.exec.fusion();
+        let d = self
+            .exec
+            .load(&d_step_graph(&cfg, DType::F32, fusion)?, "d_step")?;
+        let g = self
+            .exec
+            .load(&g_step_graph(&cfg, DType::F32, fusion)?, "g_step")?;
+        self.steps.insert(b, (d, g));
+        Ok((d, g))
     }
 
     pub fn config(&self) -> &GanConfig {
@@ -128,12 +148,26 @@ impl GanTrainer {
         }
     }
 
-    /// One GAN step (D step, then G step) on a real batch (`batch × image_dim` pixels in
-    /// [0, 1]) with its labels (ignored when unconditional), drawing the noise itself.
+    /// One GAN step (D step, then G step) on a real batch (`n × image_dim` pixels in [0, 1],
+    /// `n` the configured batch or any other of at least 2) with its labels (ignored when
+    /// unconditional), drawing the noise itself.
     pub fn step(&mut self, real: &[f32], labels: &[u8]) -> RResult<StepLosses> {
-        let zd = self.draw_noise(self.cfg.batch);
-        let zg = self.draw_noise(self.cfg.batch);
+        let b = self.batch_of(real)?;
+        let zd = self.draw_noise(b);
+        let zg = self.draw_noise(b);
         self.step_with_noise(real, labels, &zd, &zg)
+    }
+
+    /// How many images `real` holds.
+    fn batch_of(&self, real: &[f32]) -> RResult<usize> {
+        let d = self.cfg.image_dim;
+        if real.is_empty() || !real.len().is_multiple_of(d) {
+            return Err(RuntimeError::Usage(format!(
+                "a real batch of {} pixels is not a whole number of {d}-pixel images",
+                real.len()
+            )));
+        }
+        Ok(real.len() / d)
     }
 
     /// One GAN step with given noise for the D step (`z_d`) and the G step (`z_g`); the fakes
@@ -145,7 +179,8 @@ impl GanTrainer {
         z_d: &[f32],
         z_g: &[f32],
     ) -> RResult<StepLosses> {
-        let b = self.cfg.batch;
+        let b = self.batch_of(real)?;
+        let (d_step, g_step) = self.step_graphs(b)?;
         let onehot = self.onehot(labels, b)?;
         let scale = [self.lr_scale];
         let mut feeds: Vec<(&str, &[f32])> = vec![("real", real), ("z", z_d), (LR_SCALE, &scale)];
@@ -154,12 +189,12 @@ impl GanTrainer {
         }
         let d = self
             .exec
-            .run(self.d_step, &feeds, &["d_loss", "d_real", "d_fake"])?;
+            .run(d_step, &feeds, &["d_loss", "d_real", "d_fake"])?;
         let mut feeds: Vec<(&str, &[f32])> = vec![("z", z_g), (LR_SCALE, &scale)];
         if let Some(c) = &onehot {
             feeds.push(("onehot", c));
         }
-        let gl = self.exec.run(self.g_step, &feeds, &["g_loss"])?;
+        let gl = self.exec.run(g_step, &feeds, &["g_loss"])?;
         Ok(StepLosses {
             d_loss: d[0][0],
             g_loss: gl[0][0],

@@ -131,21 +131,30 @@ pub fn machine_memory() -> Option<(u64, u64)> {
     (total > 0).then_some((available, total))
 }
 
-/// Refuses a configuration whose [`MemoryEstimate`] exceeds what the machine has available
-/// (where the system says). On CUDA the tensors live in device memory, which the runtime's own errors report, so only
-/// CPU runs are checked.
-pub fn check_memory(gan: &GanConfig, device: Device) -> Result<(), TrainError> {
+/// What a run of `cfg` needs in memory, at its largest batch.
+pub fn memory_estimate(cfg: &RunConfig) -> MemoryEstimate {
+    GanConfig {
+        batch: cfg.largest_batch(),
+        ..GanConfig::from_run(cfg)
+    }
+    .memory_estimate()
+}
+
+/// Refuses a configuration whose [`memory_estimate`] exceeds what the machine has available
+/// (where the system says). On CUDA the tensors live in device memory, which the runtime's own
+/// errors report, so only CPU runs are checked.
+pub fn check_memory(cfg: &RunConfig, device: Device) -> Result<(), TrainError> {
     if device != Device::Cpu {
         return Ok(());
     }
-    let estimate = gan.memory_estimate();
+    let estimate = memory_estimate(cfg);
     let Some((available, total)) = machine_memory() else {
         return Ok(());
     };
     if estimate.total() > available {
         return Err(TrainError::TooLarge {
             estimate,
-            batch: gan.batch,
+            batch: cfg.largest_batch(),
             available,
             total,
         });
@@ -156,7 +165,8 @@ pub fn check_memory(gan: &GanConfig, device: Device) -> Result<(), TrainError> {
 /// Where a run stands: what a checkpoint saves besides the tensors.
 struct Progress {
     epoch: u64,
-    batch: u64,
+    /// Images of this epoch's order already trained on (batches may change size mid-epoch).
+    offset: u64,
     /// Training seconds before this process started (from the checkpoint).
     train_seconds: f64,
     history: History,
@@ -173,33 +183,33 @@ pub fn train(
     opts: &Options,
     mut evaluate: Option<&mut Evaluator>,
 ) -> Result<Summary> {
-    let gan_cfg = GanConfig::from_run(cfg);
-    check_memory(&gan_cfg, opts.device)?;
+    check_memory(cfg, opts.device)?;
     let mut data = Dataset::load_dir(&opts.data_dir, Split::Train)?;
     if let Some(n) = cfg.subset {
         data = data.take(n);
     }
-    let batches_per_epoch =
-        EpochOrder::new(data.len(), cfg.seed, 0).batch_count(cfg.batch, true) as u64;
-    if batches_per_epoch == 0 {
+    if data.len() < cfg.largest_batch() {
         bail!(
             "{} training images are fewer than one batch of {}",
             data.len(),
-            cfg.batch
+            cfg.largest_batch()
         );
     }
-    let mut gan = GanTrainer::new(gan_cfg, opts.device)?;
+    let images = data.len() as u64;
+    let mut gan = GanTrainer::new(GanConfig::from_run(cfg), opts.device)?;
     let mut progress = start_or_resume(cfg, opts, &mut gan)?;
     // Only now, with every input checked, does the run folder appear.
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("cannot create {}", opts.out.display()))?;
     let fixed = FixedNoise::new(cfg);
 
-    let bar = progress_bar(cfg, opts, batches_per_epoch, &progress);
+    let bar = progress_bar(cfg, opts, images, &progress);
     let started = Instant::now();
     let seconds = |p: &Progress| p.train_seconds + started.elapsed().as_secs_f64();
-    let start_step = progress.history.len();
-    let (mut pixels, mut labels) = (vec![0f32; cfg.batch * PIXELS], vec![0u8; cfg.batch]);
+    // Images this process trained on, for its rate.
+    let mut seen = 0u64;
+    let largest = cfg.largest_batch();
+    let (mut pixels, mut labels) = (vec![0f32; largest * PIXELS], vec![0u8; largest]);
     // The last in-loop evaluation: (epoch, scores).
     let mut evaluated: Option<(u64, serde_json::Value)> = None;
     let stop = loop {
@@ -212,19 +222,29 @@ pub fn train(
             EpochOrder::new(data.len(), cfg.seed, progress.epoch)
         };
         let mut stopped = None;
-        for idx in order.batches(cfg.batch, true).skip(progress.batch as usize) {
+        loop {
+            let fraction = run_fraction(cfg, &progress, images, seconds(&progress));
+            let b = cfg.batch_at(fraction);
+            // A final batch short of `b` is skipped: each step graph is built for one size.
+            let at = progress.offset as usize;
+            let Some(idx) = order.indices().get(at..at + b) else {
+                break;
+            };
             if opts.stop.load(Ordering::SeqCst) {
                 stopped = Some(Stop::Interrupted);
                 break;
             }
-            if cfg.time_budget_s.is_some_and(|b| seconds(&progress) >= b) {
+            if cfg
+                .time_budget_s
+                .is_some_and(|budget| seconds(&progress) >= budget)
+            {
                 stopped = Some(Stop::Budget);
                 break;
             }
-            fill_batch(&data, idx, &mut pixels, &mut labels);
-            let fraction = run_fraction(cfg, &progress, batches_per_epoch, seconds(&progress));
+            let (pixels, labels) = (&mut pixels[..b * PIXELS], &mut labels[..b]);
+            fill_batch(&data, idx, pixels, labels);
             gan.set_lr_scale(cfg.lr_scale(fraction) as f32)?;
-            let l = gan.step(&pixels, &labels)?;
+            let l = gan.step(pixels, labels)?;
             let step = progress.history.len() as u64 + 1;
             let bad = |v: f32| !v.is_finite() || v.abs() > EXPLODED;
             if bad(l.d_loss) || bad(l.g_loss) {
@@ -241,15 +261,16 @@ pub fn train(
             progress
                 .history
                 .push([step as f32, l.d_loss, l.g_loss, l.d_real, l.d_fake]);
-            progress.batch += 1;
+            progress.offset += b as u64;
+            seen += b as u64;
             if step.is_multiple_of(10) {
                 update_bar(
                     &bar,
                     cfg,
                     &progress,
+                    images,
                     seconds(&progress),
-                    (progress.history.len() - start_step) as f64 * cfg.batch as f64
-                        / started.elapsed().as_secs_f64(),
+                    seen as f64 / started.elapsed().as_secs_f64(),
                 );
             }
         }
@@ -257,7 +278,7 @@ pub fn train(
             break s;
         }
         progress.epoch += 1;
-        progress.batch = 0;
+        progress.offset = 0;
         if progress.epoch.is_multiple_of(cfg.sample_every.max(1)) {
             save(cfg, opts, &gan, &progress, seconds(&progress))?;
             let scores = match evaluate.as_mut() {
@@ -281,7 +302,7 @@ pub fn train(
     let train_seconds = seconds(&progress);
     save(cfg, opts, &gan, &progress, train_seconds)?;
     // A run that ends right after an evaluation point keeps that evaluation (and its line).
-    let already = evaluated.filter(|(epoch, _)| *epoch == progress.epoch && progress.batch == 0);
+    let already = evaluated.filter(|(epoch, _)| *epoch == progress.epoch && progress.offset == 0);
     let scores = match (&already, evaluate.as_mut()) {
         (Some((_, s)), _) => Some(s.clone()),
         (None, Some(f)) if stop != Stop::Interrupted => Some(f(&mut gan)?),
@@ -307,23 +328,22 @@ pub fn train(
     let onnx = generator_onnx(&gan.config().clone(), &gan.generator_state()?)?;
     checkpoint::write_atomic(&opts.out.join(checkpoint::run::GENERATOR_ONNX), &onnx)?;
     bar.finish_and_clear();
-    let run_steps = (progress.history.len() - start_step) as f64;
     Ok(Summary {
         stop,
         steps: progress.history.len() as u64,
         epoch: progress.epoch,
         train_seconds,
-        images_per_second: run_steps * cfg.batch as f64 / started.elapsed().as_secs_f64().max(1e-9),
+        images_per_second: seen as f64 / started.elapsed().as_secs_f64().max(1e-9),
         history: progress.history,
     })
 }
 
-/// How far the run is toward its end, 0 to 1: the larger of its share of the epochs and of the
-/// time budget (0 when it has neither).
-fn run_fraction(cfg: &RunConfig, p: &Progress, batches_per_epoch: u64, seconds: f64) -> f64 {
-    let by_steps = cfg
+/// How far the run is toward its end, 0 to 1: the larger of its share of the epochs (by the
+/// images trained on, whatever the batch) and of the time budget (0 when it has neither).
+fn run_fraction(cfg: &RunConfig, p: &Progress, images: u64, seconds: f64) -> f64 {
+    let by_epochs = cfg
         .epochs
-        .map(|e| p.history.len() as f64 / (e * batches_per_epoch).max(1) as f64);
+        .map(|e| (p.epoch as f64 + p.offset as f64 / images.max(1) as f64) / e.max(1) as f64);
     let by_time = cfg.time_budget_s.map(|b| seconds / b.max(1e-9));
-    by_steps.into_iter().chain(by_time).fold(0.0, f64::max)
+    by_epochs.into_iter().chain(by_time).fold(0.0, f64::max)
 }

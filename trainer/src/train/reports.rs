@@ -14,15 +14,16 @@ use rand_distr::{Distribution, StandardNormal};
 pub(super) fn progress_bar(
     cfg: &RunConfig,
     opts: &Options,
-    batches_per_epoch: u64,
+    images: u64,
     p: &Progress,
 ) -> ProgressBar {
     if !opts.progress {
         return ProgressBar::hidden();
     }
-    // With an epoch count the bar counts steps; with only a time budget it counts seconds.
+    // With an epoch count the bar counts images (the batch may grow); with only a time budget
+    // it counts seconds.
     let (len, pos) = match (cfg.epochs, cfg.time_budget_s) {
-        (Some(e), _) => (e * batches_per_epoch, p.history.len() as u64),
+        (Some(e), _) => (e * images, p.epoch * images + p.offset),
         (None, Some(b)) => (b.ceil() as u64, p.train_seconds as u64),
         (None, None) => (0, 0),
     };
@@ -40,13 +41,14 @@ pub(super) fn update_bar(
     bar: &ProgressBar,
     cfg: &RunConfig,
     p: &Progress,
+    images: u64,
     seconds: f64,
     images_per_s: f64,
 ) {
     let window = &p.history[p.history.len().saturating_sub(50)..];
     let mean = |k: usize| window.iter().map(|h| h[k]).sum::<f32>() / window.len().max(1) as f32;
     if cfg.epochs.is_some() {
-        bar.set_position(p.history.len() as u64);
+        bar.set_position(p.epoch * images + p.offset);
     } else {
         bar.set_position(seconds as u64);
     }

@@ -32,7 +32,7 @@ pub(super) fn save(
     let meta = [
         ("config", serde_json::to_string_pretty(cfg)?),
         ("epoch", p.epoch.to_string()),
-        ("batch", p.batch.to_string()),
+        ("offset", p.offset.to_string()),
         ("train_seconds", train_seconds.to_string()),
         (
             "rng_seed",
@@ -63,7 +63,7 @@ pub(super) fn start_or_resume(
         let _ = std::fs::remove_file(opts.out.join("metrics.jsonl"));
         return Ok(Progress {
             epoch: 0,
-            batch: 0,
+            offset: 0,
             train_seconds: 0.0,
             history: Vec::new(),
         });
@@ -121,9 +121,14 @@ pub(super) fn start_or_resume(
             path.display()
         ),
     };
+    // Checkpoints from before the batch could grow count whole batches of the configured size.
+    let offset = match ck.metadata.get("offset") {
+        Some(_) => num("offset")? as u64,
+        None => num("batch")? as u64 * run.config.batch as u64,
+    };
     Ok(Progress {
         epoch: num("epoch")? as u64,
-        batch: num("batch")? as u64,
+        offset,
         train_seconds: num("train_seconds")?,
         history,
     })
