@@ -20,8 +20,8 @@ pub enum Source {
     Random(u64),
 }
 
-/// The random model's shape, the `lm3s6965` preset's (so that it fits the board too):
-/// latent 32 + 10 classes → 32 → 64 → 128 → 192 → 784.
+/// The random model's shape: a small conditional generator that fits the LM3S6965 even at int8,
+/// latent 32 + 10 classes → 32 → 64 → 128 → 192 → 784 (the default preset's before it widened).
 pub fn random_blob(seed: u64) -> Result<Vec<u8>> {
     export::synth::random_model(
         seed,

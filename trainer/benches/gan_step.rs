@@ -51,46 +51,47 @@ fn trainer_with(
 }
 
 /// Our mean step time for `cfg` over `steps` steps after a warm-up, in milliseconds.
-fn step_ms(cfg: GanConfig, steps: usize) -> f64 {
-    let (mut t, real, labels, zd, zg) = trainer_for(cfg);
-    for _ in 0..5 {
-        t.step_with_noise(&real, &labels, &zd, &zg).unwrap();
-    }
-    let start = Instant::now();
-    for _ in 0..steps {
-        t.step_with_noise(&real, &labels, &zd, &zg).unwrap();
-    }
-    start.elapsed().as_secs_f64() * 1e3 / steps as f64
+/// One GAN step of `cfg` (on the CPU's usual fusion) per call.
+fn stepper(cfg: GanConfig) -> impl FnMut() {
+    stepper_with(cfg, None)
 }
 
-/// Mean step times of the fused optimizer and of the same step in standard ops, in
-/// milliseconds, timed in alternating rounds so that a change in the machine's load falls on
-/// both alike.
-fn fused_vs_standard_ms(cfg: GanConfig, steps: usize) -> (f64, f64) {
-    let mut sides = [Fusion::Fused, Fusion::Standard].map(|f| trainer_with(cfg.clone(), f));
-    let mut ms = [0.0; 2];
-    let rounds = 5;
-    for (t, real, labels, zd, zg) in &mut sides {
+/// One GAN step per call, with the optimizer in `fusion` where given.
+fn stepper_with(cfg: GanConfig, fusion: Option<Fusion>) -> impl FnMut() {
+    let (mut t, real, labels, zd, zg) = match fusion {
+        Some(f) => trainer_with(cfg, f),
+        None => trainer_for(cfg),
+    };
+    move || {
+        t.step_with_noise(&real, &labels, &zd, &zg).unwrap();
+    }
+}
+
+/// Mean milliseconds per call of each side after a warm-up, timed in alternating rounds so
+/// that a change in the machine's load falls on every side alike.
+fn alternating<const N: usize>(mut sides: [&mut dyn FnMut(); N], steps: usize) -> [f64; N] {
+    for side in sides.iter_mut() {
         for _ in 0..5 {
-            t.step_with_noise(real, labels, zd, zg).unwrap();
+            side();
         }
     }
+    let (mut ms, rounds) = ([0.0; N], 5);
     for _ in 0..rounds {
-        for (k, (t, real, labels, zd, zg)) in sides.iter_mut().enumerate() {
+        for (k, side) in sides.iter_mut().enumerate() {
             let start = Instant::now();
             for _ in 0..steps / rounds {
-                t.step_with_noise(real, labels, zd, zg).unwrap();
+                side();
             }
             ms[k] += start.elapsed().as_secs_f64() * 1e3 / steps as f64;
         }
     }
-    (ms[0], ms[1])
+    ms
 }
 
-/// The mean time of both step graphs' matrix products alone, in milliseconds: their Gemm nodes
-/// with the same shapes and transposes, one session per graph as in the step, the operands
-/// held as runtime state so that nothing is copied in per run.
-fn gemms_ms(cfg: &GanConfig, steps: usize) -> f64 {
+/// Both step graphs' matrix products alone, per call: their Gemm nodes with the same shapes
+/// and transposes, one session per graph as in the step, the operands held as runtime state
+/// so that nothing is copied in per run.
+fn gemms_only(cfg: &GanConfig) -> impl FnMut() {
     let mut exec = OrtExecutor::new(device()).expect("ONNX Runtime (run `cargo xtask setup`)");
     let graphs = [
         ("d_gemms.", d_step_graph(cfg, DType::F32, Fusion::Standard)),
@@ -110,19 +111,11 @@ fn gemms_ms(cfg: &GanConfig, steps: usize) -> f64 {
         }
         handles.push(exec.load(&gemms, name).unwrap());
     }
-    let run = |exec: &mut OrtExecutor| {
+    move || {
         for &h in &handles {
             exec.run(h, &[], &[]).unwrap();
         }
-    };
-    for _ in 0..5 {
-        run(&mut exec);
     }
-    let start = Instant::now();
-    for _ in 0..steps {
-        run(&mut exec);
-    }
-    start.elapsed().as_secs_f64() * 1e3 / steps as f64
 }
 
 /// Steps each side times after its warm-up: ~4 s, enough to keep the ratio within a few percent.
@@ -189,7 +182,7 @@ fn main() {
     };
     c.final_summary();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let ours = step_ms(GanConfig::seed_recipe(), TIMED_STEPS);
+    let [ours] = alternating([&mut stepper(GanConfig::seed_recipe())], TIMED_STEPS);
     println!("ours: {ours:.1} ms per seed GAN step (D + G, batch 128, {dev}, {threads} threads)");
     if let Some(pt) = pytorch_ms(threads, TIMED_STEPS, dev) {
         println!(
@@ -198,22 +191,27 @@ fn main() {
         );
     }
     let default = GanConfig::from_run(&checkpoint::RunConfig::preset(checkpoint::Preset::Lm3s6965));
-    for (what, cfg, step) in [
-        ("seed", GanConfig::seed_recipe(), ours),
-        (
-            "lm3s6965 (the default)",
-            default.clone(),
-            step_ms(default.clone(), TIMED_STEPS),
-        ),
+    for (what, cfg) in [
+        ("seed", GanConfig::seed_recipe()),
+        ("lm3s6965 (the default)", default.clone()),
     ] {
-        let gemms = gemms_ms(&cfg, TIMED_STEPS);
+        let [step, gemms] = alternating(
+            [&mut stepper(cfg.clone()), &mut gemms_only(&cfg)],
+            TIMED_STEPS,
+        );
         println!(
-            "{what}: step {step:.1} ms, its matrix products alone {gemms:.1} ms: the step is {:.2}x its GEMMs (target <= 1.3)",
+            "{what}: step {step:.1} ms, its matrix products alone {gemms:.1} ms, in alternating rounds: the step is {:.2}x its GEMMs (target <= 1.3)",
             step / gemms
         );
     }
     if dev == "cpu" {
-        let (fused, standard) = fused_vs_standard_ms(default, TIMED_STEPS);
+        let [fused, standard] = alternating(
+            [
+                &mut stepper_with(default.clone(), Some(Fusion::Fused)),
+                &mut stepper_with(default, Some(Fusion::Standard)),
+            ],
+            TIMED_STEPS,
+        );
         println!(
             "lm3s6965 (the default): step with the fused optimizer {fused:.1} ms, in standard ONNX ops {standard:.1} ms: {:.2}x",
             fused / standard
