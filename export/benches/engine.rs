@@ -1,7 +1,7 @@
 //! `cargo xtask bench engine`: digits per second of the integer engine (the host engine, which
 //! unpacks weights into rows, and the device kernels run on the host) against tract-onnx
 //! running the float generator of the same shape (MatMul/Add/Relu chain, Sigmoid), same run.
-//! Shapes: the lm3s6965 preset (32 + 10 one-hot → 32 → 64 → 128 → 192 → 784, 187 K weights)
+//! Shapes: the lm3s6965 preset (32 + 10 one-hot → 64 → 128 → 256 → 256 → 784, 310 K weights)
 //! and the seed (64 → 128 → 256 → 512 → 1024 → 784, 1.5 M weights).
 
 use criterion::{Criterion, criterion_group};
@@ -29,7 +29,7 @@ const SHAPES: [Shape; 2] = [
         name: "lm3s6965",
         latent: 32,
         classes: 10,
-        widths: &[32, 64, 128, 192, 784],
+        widths: &[64, 128, 256, 256, 784],
     },
     Shape {
         name: "seed",
