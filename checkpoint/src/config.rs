@@ -245,11 +245,18 @@ impl RunConfig {
             }
         };
         positive("z-dim", self.z_dim)?;
-        if self.batch < 2 {
-            return Err(format!(
-                "--batch {}: must be at least 2 (BatchNorm needs a variance)",
-                self.batch
-            ));
+        let batch = |flag: &str, b: usize| {
+            if b < 2 {
+                Err(format!(
+                    "--{flag} {b}: must be at least 2 (BatchNorm needs a variance)"
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        batch("batch", self.batch)?;
+        if let Some(b) = self.late_batch {
+            batch("late-batch", b)?;
         }
         for (flag, widths) in [("g-widths", &self.g_widths), ("d-widths", &self.d_widths)] {
             if widths.is_empty() || widths.contains(&0) {
@@ -304,11 +311,6 @@ impl RunConfig {
         }
         if let Some(b) = self.time_budget_s {
             range("minutes", b / 60.0, b > 0.0, "more than 0")?;
-        }
-        if let Some(b) = self.late_batch.filter(|&b| b < 2) {
-            return Err(format!(
-                "--late-batch {b}: must be at least 2 (BatchNorm needs a variance)"
-            ));
         }
         range(
             "late-batch-from",

@@ -50,7 +50,6 @@ fn trainer_with(
     (t, real, labels, zd, zg)
 }
 
-/// Our mean step time for `cfg` over `steps` steps after a warm-up, in milliseconds.
 /// One GAN step of `cfg` (on the CPU's usual fusion) per call.
 fn stepper(cfg: GanConfig) -> impl FnMut() {
     stepper_with(cfg, None)

@@ -195,9 +195,12 @@ fn epoch_order_visits_every_index_once_and_depends_on_seed_and_epoch() {
 
     let all: Vec<u32> = a.batches(128, false).flatten().copied().collect();
     assert_eq!(all, a.indices());
-    assert_eq!(a.batches(128, false).count(), a.batch_count(128, false));
-    assert_eq!(a.batch_count(128, false), 8);
-    assert_eq!(a.batch_count(128, true), 7);
+    assert_eq!(a.batches(128, false).count(), 8);
+    assert_eq!(a.batches(128, true).count(), 7);
+    // One at a time from an offset: the same batches, and none where fewer remain.
+    assert_eq!(a.batch_from(256, 128), a.batches(128, true).nth(2));
+    assert_eq!(a.batch_from(896, 128), None);
+    assert_eq!(a.batch_from(872, 128).map(<[u32]>::len), Some(128));
     assert!(a.batches(128, true).all(|b| b.len() == 128));
 }
 

@@ -64,13 +64,10 @@ impl EpochOrder {
             .filter(move |c| !drop_last || c.len() == batch)
     }
 
-    /// How many batches [`Self::batches`] yields.
-    pub fn batch_count(&self, batch: usize, drop_last: bool) -> usize {
-        if drop_last {
-            self.order.len() / batch
-        } else {
-            self.order.len().div_ceil(batch)
-        }
+    /// The `batch` indices from `offset` on, or None where fewer remain: a run whose batch
+    /// changes size mid-epoch takes its batches one at a time, skipping a short last one.
+    pub fn batch_from(&self, offset: usize, batch: usize) -> Option<&[u32]> {
+        self.order.get(offset..offset.checked_add(batch)?)
     }
 }
 

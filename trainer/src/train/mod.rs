@@ -225,9 +225,7 @@ pub fn train(
         loop {
             let fraction = run_fraction(cfg, &progress, images, seconds(&progress));
             let b = cfg.batch_at(fraction);
-            // A final batch short of `b` is skipped: each step graph is built for one size.
-            let at = progress.offset as usize;
-            let Some(idx) = order.indices().get(at..at + b) else {
+            let Some(idx) = order.batch_from(progress.offset as usize, b) else {
                 break;
             };
             if opts.stop.load(Ordering::SeqCst) {
