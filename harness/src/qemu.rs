@@ -17,6 +17,8 @@ use crate::screen::Screen;
 
 /// What the firmware prints once its first frame is on the screen.
 pub const READY: &str = "mcugan: ready";
+/// What the firmware prints once its debouncer has seen a button go down, before `=name`.
+pub const PRESSED: &str = "mcugan: pressed";
 /// What QEMU's SSD0323 model prints for a command it does not know.
 pub const OLED_ERROR: &str = "ssd0323: error";
 
@@ -42,19 +44,16 @@ pub const BOARD_HZ: f64 = 50e6;
 pub struct Options {
     /// `-icount shift=N`: count instructions, 2^N ns each, deterministic timing.
     pub icount_shift: Option<u32>,
-    /// Bound on every wait: boot, each log line, each QMP reply.
+    /// Bound on every wait: boot, each log line, each QMP reply. Only a hang should reach it:
+    /// a loaded CI host has taken over 20 s for one line.
     pub timeout: Duration,
-    /// How long a key stays down (virtual time): well over the firmware's 12 ms debounce (three
-    /// samples 4 ms apart), so a busy host that stalls QEMU for a while does not lose a press.
-    pub key_hold_ms: u32,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             icount_shift: None,
-            timeout: Duration::from_secs(20),
-            key_hold_ms: 100,
+            timeout: Duration::from_secs(90),
         }
     }
 }
@@ -69,6 +68,9 @@ pub struct Qemu {
     dir: tempfile::TempDir,
     captures: usize,
     options: Options,
+    /// Buttons the firmware's debouncer reads as down (bit i for `Button::ALL[i]`): at boot
+    /// QEMU leaves every level low, so a key-down changes nothing until the first release.
+    held: u8,
     /// From spawning QEMU to the firmware's ready line.
     pub boot_time: Duration,
 }
@@ -140,9 +142,13 @@ impl Qemu {
             dir,
             captures: 0,
             options,
+            held: 0,
             boot_time: Duration::ZERO,
         };
-        qemu.wait_for(READY)?;
+        let ready = qemu.wait_for(READY)?;
+        qemu.held = field(&ready, "held")
+            .and_then(|h| u8::try_from(h).ok())
+            .with_context(|| format!("no held=<levels> in the ready line: {ready}"))?;
         qemu.boot_time = started.elapsed();
         Ok(qemu)
     }
@@ -178,14 +184,30 @@ impl Qemu {
         }
     }
 
-    /// Presses and releases a button (the firmware acts on the release).
+    /// Presses and releases a button (the firmware acts on the release). The key stays down
+    /// until the firmware reports the press, so a host that stalls QEMU cannot lose it between
+    /// two samples; a button that already reads down only needs its release.
     pub fn press(&mut self, button: Button) -> Result<()> {
+        let bit = 1u8
+            << Button::ALL
+                .iter()
+                .position(|&b| b == button)
+                .expect("a button");
+        self.key(button, true)?;
+        if self.held & bit == 0 {
+            self.wait_for(&format!("{PRESSED}={}", button.name()))?;
+        }
+        self.held &= !bit;
+        self.key(button, false)
+    }
+
+    fn key(&mut self, button: Button, down: bool) -> Result<()> {
         self.qmp.execute(
-            "send-key",
-            json!({
-                "keys": [{ "type": "qcode", "data": qcode(button) }],
-                "hold-time": self.options.key_hold_ms,
-            }),
+            "input-send-event",
+            json!({ "events": [{
+                "type": "key",
+                "data": { "down": down, "key": { "type": "qcode", "data": qcode(button) } },
+            }] }),
         )?;
         Ok(())
     }

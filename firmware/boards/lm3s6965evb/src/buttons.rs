@@ -2,7 +2,8 @@
 //!
 //! Sampled every few milliseconds and debounced; a button acts when it is released. QEMU never
 //! sets the initial levels, so every button reads pressed until its first press: the first
-//! release is then the first real event, and on a real board nothing fires at boot.
+//! release is then the first real event, and on a real board nothing fires at boot. Presses are
+//! reported too, so a test can hold a key until the board has seen it, however slow the host.
 
 pub use firmware::app::Button;
 
@@ -27,6 +28,8 @@ pub struct Buttons {
     count: u8,
     /// Released since the last `next_release`, same bits.
     released: u8,
+    /// Pressed since the last `next_press`, same bits.
+    pressed: u8,
 }
 
 impl Buttons {
@@ -41,7 +44,13 @@ impl Buttons {
             candidate: now,
             count: 0,
             released: 0,
+            pressed: 0,
         }
+    }
+
+    /// Debounced levels now, bit i for `Button::ALL[i]`, set = pressed.
+    pub fn held(&self) -> u8 {
+        self.stable
     }
 
     /// Takes one sample of the pins.
@@ -51,12 +60,12 @@ impl Buttons {
 
     /// The next button released and not yet reported, lowest first.
     pub fn next_release(&mut self) -> Option<Button> {
-        let i = ALL
-            .iter()
-            .enumerate()
-            .position(|(i, _)| self.released & (1 << i) != 0)?;
-        self.released &= !(1 << i);
-        Some(ALL[i])
+        take_lowest(&mut self.released)
+    }
+
+    /// The next button pressed and not yet reported, lowest first.
+    pub fn next_press(&mut self) -> Option<Button> {
+        take_lowest(&mut self.pressed)
     }
 
     fn feed(&mut self, pressed: u8) {
@@ -67,10 +76,18 @@ impl Buttons {
             self.count += 1;
             if self.count == STABLE_SAMPLES {
                 self.released |= self.stable & !pressed;
+                self.pressed |= !self.stable & pressed;
                 self.stable = pressed;
             }
         }
     }
+}
+
+/// Clears the lowest set bit of `bits` and names its button.
+fn take_lowest(bits: &mut u8) -> Option<Button> {
+    let i = (0..ALL.len()).find(|&i| *bits & (1 << i) != 0)?;
+    *bits &= !(1 << i);
+    Some(ALL[i])
 }
 
 /// Pressed buttons now, bit i for `ALL[i]`.

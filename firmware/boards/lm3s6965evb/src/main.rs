@@ -68,19 +68,21 @@ fn main() -> ! {
     oled.flush(0, frame.as_bytes());
     match app.model() {
         Ok(m) => log!(
-            "mcugan: ready frame=0 model=ok blob={} macs={} ticks={} period_ns={} stack_used={} stack_capacity={}",
+            "mcugan: ready frame=0 model=ok blob={} macs={} ticks={} period_ns={} stack_used={} stack_capacity={} held={}",
             model::blob().len(),
             m.macs(),
             clock.ticks() - start,
             clock.period_ns(),
             regs::stack::used(),
-            regs::stack::capacity()
+            regs::stack::capacity(),
+            buttons.held()
         ),
         Err(e) => log!(
-            "mcugan: ready frame=0 model=error blob={} error={:?} period_ns={}",
+            "mcugan: ready frame=0 model=error blob={} error={:?} period_ns={} held={}",
             model::blob().len(),
             e.as_str(),
-            clock.period_ns()
+            clock.period_ns(),
+            buttons.held()
         ),
     }
 
@@ -97,6 +99,9 @@ fn main() -> ! {
         if now.wrapping_sub(next_sample) as i32 >= 0 {
             next_sample = now.wrapping_add(buttons::SAMPLE_MS);
             buttons.sample();
+        }
+        while let Some(button) = buttons.next_press() {
+            log!("mcugan: pressed={}", button.name());
         }
         while let Some(button) = buttons.next_release() {
             let start = clock.ticks();
