@@ -75,7 +75,6 @@ fn firmware() -> Result<()> {
     let options = Options {
         icount_shift: Some(0),
         timeout: Duration::from_secs(120),
-        ..Options::default()
     };
     let qemu = Qemu::boot(&elf, options)?;
     let mut per_mac = Vec::new();

@@ -138,7 +138,6 @@ pub fn run(args: DemoArgs) -> Result<()> {
         let options = Options {
             icount_shift: Some(0),
             timeout: Duration::from_secs(120),
-            ..Options::default()
         };
         let (_qemu, captures) = capture_digits(&elf, options, SAMPLES_PER_DIGIT)?;
         Ok(captures)
