@@ -205,8 +205,10 @@ impl RunConfig {
                 lr_decay: Some(0.5),
                 // Small batches buy steps while the rate is high; as it falls, batches of 128
                 // (a less noisy gradient) took 10 minutes of seed 0 from 7.1 to 3.4 on the board.
+                // From 60% rather than half-way: seed 2's intended digit after 10 minutes
+                // 98.99% → 99.26%, its Fréchet distance 3.7 → 3.4 (README, Figures).
                 late_batch: Some(128),
-                late_batch_from: 0.5,
+                late_batch_from: 0.6,
                 seed: 0,
                 subset: None,
                 epochs: None,
