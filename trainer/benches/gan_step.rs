@@ -3,7 +3,8 @@
 //! ratio ours / PyTorch. Beside it, for the seed and the default preset, the step's matrix
 //! products alone (the same Gemm nodes and shapes in a graph of their own): the step's time
 //! over theirs is what everything else in the step costs; and for the default preset on the
-//! CPU, the step with the fused optimizer against the same step in standard ONNX ops. `MCUGAN_BENCH_DEVICE=cuda` (what `cargo xtask bench train --device
+//! CPU, the step with the optimizer and BatchNorm fused, with the optimizer alone fused, and in
+//! standard ONNX ops. `MCUGAN_BENCH_DEVICE=cuda` (what `cargo xtask bench train --device
 //! cuda` sets) runs both on the GPU. PyTorch is looked for in `python3`, or in the interpreter
 //! `MCUGAN_PYTHON` names (a virtual environment's, say).
 
@@ -203,17 +204,25 @@ fn main() {
             step / gemms
         );
     }
-    if dev == "cpu" {
-        let [fused, standard] = alternating(
+    // At the preset's first batch and at its late one.
+    let late = GanConfig {
+        batch: checkpoint::RunConfig::preset(checkpoint::Preset::Lm3s6965).largest_batch(),
+        ..default.clone()
+    };
+    for cfg in [default, late].into_iter().filter(|_| dev == "cpu") {
+        let batch = cfg.batch;
+        let [fused, optimizer, standard] = alternating(
             [
-                &mut stepper_with(default.clone(), Some(Fusion::Fused)),
-                &mut stepper_with(default, Some(Fusion::Standard)),
+                &mut stepper_with(cfg.clone(), Some(Fusion::Fused)),
+                &mut stepper_with(cfg.clone(), Some(Fusion::Optimizer)),
+                &mut stepper_with(cfg, Some(Fusion::Standard)),
             ],
             TIMED_STEPS,
         );
         println!(
-            "lm3s6965 (the default): step with the fused optimizer {fused:.1} ms, in standard ONNX ops {standard:.1} ms: {:.2}x",
-            fused / standard
+            "lm3s6965 (the default) at batch {batch}: step with the optimizer and BatchNorm fused {fused:.1} ms, the optimizer alone {optimizer:.1} ms, all in standard ONNX ops {standard:.1} ms: {:.2}x and {:.2}x",
+            fused / standard,
+            optimizer / standard
         );
     }
 }

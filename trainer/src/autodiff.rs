@@ -169,7 +169,15 @@ fn vjp(gr: &mut Graph, y: Id, k: usize, g: Id) -> GResult<Option<Id>> {
             }
             Some(gr.concat(&parts, ax as i64)?)
         }
-        Op::Pow | Op::FusedAdam | Op::FusedAverage | Op::Pick(_) => {
+        // `y` of a fused BatchNorm passes its gradient to the node (see `gradients`); its
+        // statistics feed only the running averages.
+        Op::Pick(0) if matches!(gr.node(x).op, Op::FusedBatchNorm) => Some(g),
+        Op::Pow
+        | Op::FusedAdam
+        | Op::FusedAverage
+        | Op::FusedBatchNormGrad
+        | Op::FusedBatchNorm
+        | Op::Pick(_) => {
             return Err(GraphError::NoGradient(format!("{:?}", node.op)));
         }
     };
@@ -207,11 +215,23 @@ pub fn gradients(gr: &mut Graph, loss: Id, wrt: &[Id]) -> GResult<Vec<Id>> {
             continue;
         }
         let ins = gr.nodes[i].ins.clone();
+        // One gradient node serves all three inputs of a fused BatchNorm.
+        let fused_bn = if matches!(gr.nodes[i].op, Op::FusedBatchNorm) {
+            let (xs, cs) = (gr.shape(ins[0]).to_vec(), gr.shape(ins[1]).to_vec());
+            let shapes = [xs, cs.clone(), cs];
+            Some(gr.multi(Op::FusedBatchNormGrad, vec![g, ins[0], ins[1]], &shapes))
+        } else {
+            None
+        };
         for (k, x) in ins.iter().enumerate() {
             if !depends[x.0] {
                 continue;
             }
-            if let Some(c) = vjp(gr, Id(i), k, g)? {
+            let c = match &fused_bn {
+                Some(grads) => Some(grads[k]),
+                None => vjp(gr, Id(i), k, g)?,
+            };
+            if let Some(c) = c {
                 adj[x.0] = Some(match adj[x.0] {
                     Some(prev) => gr.add(prev, c)?,
                     None => c,

@@ -2,18 +2,34 @@
 //! the step count and writes their updated values, with PyTorch's bias correction. Either in
 //! standard ONNX ops, a dozen elementwise nodes per tensor, or fused into one node per model
 //! for ONNX Runtime's CPU sessions, whose kernels ([`adam_kernel`], [`average_kernel`]) do
-//! the same arithmetic in one pass.
+//! the same arithmetic in one pass. [`Fusion`] also chooses BatchNorm's form.
 
 use crate::graph::{GResult, Graph, Id, Op};
 
-/// How a step graph writes its optimizer: what the executor can run.
+/// How a step graph writes its optimizer and its BatchNorm: what the executor can run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fusion {
     /// Standard ONNX ops, per tensor: every runtime runs them (tract, ONNX Runtime on CUDA).
     Standard,
-    /// One [`Op::FusedAdam`] (and one [`Op::FusedAverage`]) per model: fewer nodes and one
-    /// pass over the tensors instead of twelve; ONNX Runtime's CPU sessions register them.
+    /// The optimizer fused, BatchNorm in standard ops: compares the optimizer's two forms
+    /// over the same operations everywhere else.
+    Optimizer,
+    /// One [`Op::FusedAdam`] (and one [`Op::FusedAverage`]) per model, one pass over the
+    /// tensors instead of twelve, and one [`Op::FusedBatchNorm`] node each way per layer
+    /// instead of a dozen; ONNX Runtime's CPU sessions register them.
     Fused,
+}
+
+impl Fusion {
+    /// Whether Adam and the weight average are fused nodes.
+    pub fn optimizer(self) -> bool {
+        self != Fusion::Standard
+    }
+
+    /// Whether BatchNorm in training mode is fused nodes.
+    pub fn batch_norm(self) -> bool {
+        self == Fusion::Fused
+    }
 }
 
 /// Adam's hyper-parameters (PyTorch defaults apart from the learning rate).
@@ -85,7 +101,7 @@ pub fn adam_step(
     let k1 = g.div(bc1_lr, bc2_sqrt)?;
     let k2 = g.mul_scalar(bc1_lr, cfg.eps)?;
     let mut out = Vec::with_capacity(slots.len());
-    if fusion == Fusion::Fused && !slots.is_empty() {
+    if fusion.optimizer() && !slots.is_empty() {
         // The standard form's constants, rounded to the graph's type the same way.
         let mut ins = vec![k1, k2];
         for c in [cfg.beta1, 1.0 - cfg.beta1, cfg.beta2, 1.0 - cfg.beta2] {
@@ -137,7 +153,7 @@ pub fn moving_average(
     pairs: &[(Id, Id)],
     fusion: Fusion,
 ) -> GResult<Vec<Id>> {
-    if fusion == Fusion::Fused && !pairs.is_empty() {
+    if fusion.optimizer() && !pairs.is_empty() {
         let mut ins = vec![d];
         ins.extend(pairs.iter().map(|&(_, new)| new));
         ins.extend(pairs.iter().map(|&(avg, _)| avg));

@@ -8,7 +8,7 @@ use trainer::autodiff::gradients;
 use trainer::gan::{GanConfig, d_loss_graph, g_loss_graph};
 use trainer::graph::{DType, GResult, Graph, Id};
 use trainer::ops;
-use trainer::optim::Adam;
+use trainer::optim::{Adam, Fusion};
 use trainer::runtime::TractEval;
 
 struct In {
@@ -298,7 +298,7 @@ fn batch_norm_training_mode() {
         |g, x| {
             let rm = g.constant(vec![0.0; 3], &[3]);
             let rv = g.constant(vec![1.0; 3], &[3]);
-            Ok(ops::batch_norm_train(g, x[0], x[1], x[2], rm, rv)?.y)
+            Ok(ops::batch_norm_train(g, x[0], x[1], x[2], rm, rv, Fusion::Standard)?.y)
         },
         TOL,
     );
@@ -315,7 +315,7 @@ fn batch_norm_statistics_match_pytorch_semantics() {
     let beta = g.constant(vec![0.5, 0.0], &[2]);
     let rm = g.constant(vec![1.0, 2.0], &[2]);
     let rv = g.constant(vec![3.0, 4.0], &[2]);
-    let bn = ops::batch_norm_train(&mut g, x, gamma, beta, rm, rv).unwrap();
+    let bn = ops::batch_norm_train(&mut g, x, gamma, beta, rm, rv, Fusion::Standard).unwrap();
     let ev = ops::batch_norm_eval(&mut g, x, gamma, beta, rm, rv).unwrap();
     g.output("y", bn.y).unwrap();
     g.output("rm", bn.running_mean).unwrap();
@@ -449,9 +449,9 @@ fn small_gan(conditional: bool) -> GanConfig {
 fn check_gan_loss(cfg: &GanConfig, discriminator_loss: bool) {
     let mut rng = ChaCha8Rng::seed_from_u64(12);
     let lg = if discriminator_loss {
-        d_loss_graph(cfg, DType::F64).unwrap()
+        d_loss_graph(cfg, DType::F64, Fusion::Standard).unwrap()
     } else {
-        g_loss_graph(cfg, DType::F64).unwrap()
+        g_loss_graph(cfg, DType::F64, Fusion::Standard).unwrap()
     };
     let specs = if discriminator_loss {
         cfg.discriminator_specs()

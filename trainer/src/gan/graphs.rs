@@ -14,14 +14,15 @@ use checkpoint::run::{
 };
 use std::collections::HashMap;
 
-/// The generator forward pass; in training mode also the updated running statistics.
+/// The generator forward pass; in training mode also the updated running statistics, with
+/// BatchNorm in the form `fusion` asks for.
 pub(super) fn generator(
     g: &mut Graph,
     cfg: &GanConfig,
     p: &HashMap<String, Id>,
     z: Id,
     onehot: Option<Id>,
-    train: bool,
+    train: Option<Fusion>,
 ) -> GResult<(Id, Vec<(String, Id)>)> {
     let mut x = match onehot {
         Some(c) => g.concat(&[z, c], 1)?,
@@ -33,8 +34,8 @@ pub(super) fn generator(
         let h = linear(g, x, p[&format!("{l}.weight")], p[&format!("{l}.bias")])?;
         let bn = block_batch_norm(i);
         let [gamma, beta, rm, rv] = BATCH_NORM_TENSORS.map(|n| p[&format!("{bn}.{n}")]);
-        let y = if train {
-            let out = batch_norm_train(g, h, gamma, beta, rm, rv)?;
+        let y = if let Some(fusion) = train {
+            let out = batch_norm_train(g, h, gamma, beta, rm, rv, fusion)?;
             stats.push((format!("{bn}.running_mean"), out.running_mean));
             stats.push((format!("{bn}.running_var"), out.running_var));
             out.y
@@ -128,7 +129,7 @@ pub struct LossGraph {
 /// target, plus the auxiliary classifier's cross-entropy on the real images when D has that
 /// head; inputs `real` `[B, D]`, `z` and (`onehot`, the real images' classes, which the fakes
 /// take too); extra outputs `d_real`, `d_fake` (D's mean probability on each half).
-pub fn d_loss_graph(cfg: &GanConfig, dtype: DType) -> GResult<LossGraph> {
+pub fn d_loss_graph(cfg: &GanConfig, dtype: DType, fusion: Fusion) -> GResult<LossGraph> {
     let mut g = Graph::new(dtype);
     let b = cfg.batch as i64;
     let (gs, ds) = (cfg.generator_specs(), cfg.discriminator_specs());
@@ -136,7 +137,7 @@ pub fn d_loss_graph(cfg: &GanConfig, dtype: DType) -> GResult<LossGraph> {
     p.extend(declare(&mut g, &ds));
     let real = g.input("real", &[b, cfg.image_dim as i64]);
     let (z, onehot) = inputs(&mut g, cfg, b);
-    let (fake, stats) = generator(&mut g, cfg, &p, z, onehot, true)?;
+    let (fake, stats) = generator(&mut g, cfg, &p, z, onehot, Some(fusion))?;
     // One pass of D over [fake; real] (D has no batch statistics, so this equals two passes).
     let x = g.concat(&[fake, real], 0)?;
     let c2 = match onehot {
@@ -171,14 +172,14 @@ pub fn d_loss_graph(cfg: &GanConfig, dtype: DType) -> GResult<LossGraph> {
 
 /// The generator's loss `BCE(D(G(z)), 1)`, plus the auxiliary cross-entropy of D's class
 /// prediction against the intended class when D has that head; inputs `z` and (`onehot`).
-pub fn g_loss_graph(cfg: &GanConfig, dtype: DType) -> GResult<LossGraph> {
+pub fn g_loss_graph(cfg: &GanConfig, dtype: DType, fusion: Fusion) -> GResult<LossGraph> {
     let mut g = Graph::new(dtype);
     let b = cfg.batch as i64;
     let (gs, ds) = (cfg.generator_specs(), cfg.discriminator_specs());
     let mut p = declare(&mut g, &gs);
     p.extend(declare(&mut g, &ds));
     let (z, onehot) = inputs(&mut g, cfg, b);
-    let (fake, stats) = generator(&mut g, cfg, &p, z, onehot, true)?;
+    let (fake, stats) = generator(&mut g, cfg, &p, z, onehot, Some(fusion))?;
     let (logits, cls) = discriminator(&mut g, cfg, &p, fake, onehot)?;
     let ones = g.constant(vec![1.0], &[1, 1]);
     let loss = bce_with_logits(&mut g, logits, ones)?;
@@ -250,7 +251,7 @@ fn emit_averages(
         g.output(&format!("{NEXT}{}", ema_name(&name)), next)?;
         averaged.insert(name, next);
     }
-    let (_, stats) = generator(g, cfg, &averaged, lg.z, lg.onehot, true)?;
+    let (_, stats) = generator(g, cfg, &averaged, lg.z, lg.onehot, Some(fusion))?;
     for (name, id) in stats {
         g.output(&format!("{NEXT}{}", ema_name(&name)), id)?;
     }
@@ -261,7 +262,7 @@ fn emit_averages(
 /// statistics updated by its forward pass; outputs `d_loss`, `d_real`, `d_fake`.
 pub fn d_step_graph(cfg: &GanConfig, dtype: DType, fusion: Fusion) -> GResult<Graph> {
     step_graph(
-        d_loss_graph(cfg, dtype)?,
+        d_loss_graph(cfg, dtype, fusion)?,
         "d",
         &cfg.discriminator_specs(),
         &cfg.d_adam,
@@ -275,7 +276,7 @@ pub fn d_step_graph(cfg: &GanConfig, dtype: DType, fusion: Fusion) -> GResult<Gr
 /// when the configuration keeps them; outputs `g_loss`.
 pub fn g_step_graph(cfg: &GanConfig, dtype: DType, fusion: Fusion) -> GResult<Graph> {
     let (mut lg, updated) = step_graph(
-        g_loss_graph(cfg, dtype)?,
+        g_loss_graph(cfg, dtype, fusion)?,
         "g",
         &cfg.generator_specs(),
         &cfg.g_adam,
@@ -302,7 +303,14 @@ pub fn generate_graph(cfg: &GanConfig, n: i64, train_mode: bool, dtype: DType) -
         .map(|(plain, s)| (plain.name.clone(), sampled[&s.name]))
         .collect();
     let (z, onehot) = inputs(&mut g, cfg, n);
-    let (img, _) = generator(&mut g, cfg, &p, z, onehot, train_mode)?;
+    let (img, _) = generator(
+        &mut g,
+        cfg,
+        &p,
+        z,
+        onehot,
+        train_mode.then_some(Fusion::Standard),
+    )?;
     g.output("image", img)?;
     Ok(g)
 }

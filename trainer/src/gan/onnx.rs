@@ -24,7 +24,7 @@ pub fn generator_onnx(cfg: &GanConfig, params: &[NamedTensor]) -> RResult<Vec<u8
     let c = cfg
         .classes
         .map(|k| g.input("class_onehot", &[-1, k as i64]));
-    let (img, _) = generator(&mut g, cfg, &p, z, c, false)?;
+    let (img, _) = generator(&mut g, cfg, &p, z, c, None)?;
     g.output("image", img)?;
     let mut model = crate::graph::onnx::to_model(&g, "generator");
     // Name the initializers after the parameters, for viewers and for the exporter.

@@ -78,6 +78,14 @@ pub enum Op {
     /// scalar `d`, then `n` new values and `n` averages; outputs, through [`Op::Pick`], the
     /// `n` new averages. Never differentiated.
     FusedAverage,
+    /// BatchNorm in training mode over the batch axis in one node: inputs `x` `[N, C]`, `γ`
+    /// and `β` `[C]`; outputs, through [`Op::Pick`], `y`, the batch mean and its biased
+    /// variance (for the running statistics, never differentiated). See
+    /// [`crate::ops::batch_norm_train`].
+    FusedBatchNorm,
+    /// The gradient of [`Op::FusedBatchNorm`]'s `y`: inputs `dy`, `x`, `γ`; outputs, through
+    /// [`Op::Pick`], `dx`, `dγ`, `dβ`. Never differentiated.
+    FusedBatchNormGrad,
     /// Output `k` of the multi-output node that is its one input.
     Pick(usize),
 }
@@ -409,8 +417,8 @@ impl Graph {
         self.push(Op::Reshape(shape.to_vec()), vec![a], shape.to_vec())
     }
 
-    /// A multi-output node (`op` is [`Op::FusedAdam`] or [`Op::FusedAverage`]) and one
-    /// [`Op::Pick`] per output, of the given shapes; returns the picks.
+    /// A multi-output node (one of the fused ops) and one [`Op::Pick`] per output, of the
+    /// given shapes; returns the picks.
     pub fn multi(&mut self, op: Op, ins: Vec<Id>, shapes: &[Vec<i64>]) -> Vec<Id> {
         let node = self.push(op, ins, vec![]);
         (shapes.iter().enumerate())

@@ -8,8 +8,9 @@ use tract_onnx::pb;
 
 pub const OPSET: i64 = 17;
 pub const IR_VERSION: i64 = 8;
-/// The domain of the fused optimizer nodes ([`Op::FusedAdam`], [`Op::FusedAverage`]), which
-/// only runtimes that register its kernels load.
+/// The domain of the fused nodes (the optimizer's [`Op::FusedAdam`] and [`Op::FusedAverage`],
+/// BatchNorm's [`Op::FusedBatchNorm`] and [`Op::FusedBatchNormGrad`]), which only runtimes
+/// that register its kernels load.
 pub const FUSED_DOMAIN: &str = "mcugan";
 
 fn elem_type(dtype: DType) -> i32 {
@@ -319,6 +320,10 @@ pub fn to_model(g: &Graph, name: &str) -> pb::ModelProto {
             }
             Op::FusedAdam => w.fused("Adam", ins, picks.remove(&i).unwrap_or_default()),
             Op::FusedAverage => w.fused("Average", ins, picks.remove(&i).unwrap_or_default()),
+            Op::FusedBatchNorm => w.fused("BatchNorm", ins, picks.remove(&i).unwrap_or_default()),
+            Op::FusedBatchNormGrad => {
+                w.fused("BatchNormGrad", ins, picks.remove(&i).unwrap_or_default())
+            }
             // Named as the multi-output node's outputs.
             Op::Pick(_) => {}
         }

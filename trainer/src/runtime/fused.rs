@@ -1,11 +1,15 @@
-//! The fused optimizer nodes ([`Op::FusedAdam`], [`Op::FusedAverage`]) as ONNX Runtime custom
-//! operators of the CPU sessions: the arithmetic is [`crate::optim`]'s, here only the reading
-//! of the variadic inputs, the writing of the outputs and the split over the cores.
+//! The fused nodes ([`Op::FusedAdam`], [`Op::FusedAverage`], [`Op::FusedBatchNorm`],
+//! [`Op::FusedBatchNormGrad`]) as ONNX Runtime custom operators of the CPU sessions: the
+//! arithmetic is [`crate::optim`]'s and [`crate::ops`]'s, here only the reading of the inputs,
+//! the writing of the outputs and the split over the cores.
 //!
 //! [`Op::FusedAdam`]: crate::graph::Op::FusedAdam
 //! [`Op::FusedAverage`]: crate::graph::Op::FusedAverage
+//! [`Op::FusedBatchNorm`]: crate::graph::Op::FusedBatchNorm
+//! [`Op::FusedBatchNormGrad`]: crate::graph::Op::FusedBatchNormGrad
 
 use crate::graph::onnx::FUSED_DOMAIN;
+use crate::ops::{batch_norm_grad_kernel, batch_norm_kernel};
 use crate::optim::{adam_kernel, average_kernel};
 use ::ort::operator::{
     BoxedKernel, ComputeContext, KernelContext, Operator, OperatorDomain, OperatorInput,
@@ -15,11 +19,13 @@ use ::ort::value::TensorElementType::Float32;
 use ::ort::value::{ValueRef, ValueRefMut};
 use ::ort::{Error, Result};
 
-/// The domain both operators are registered under.
+/// The domain the operators are registered under.
 pub(super) fn domain() -> Result<OperatorDomain> {
     OperatorDomain::new(FUSED_DOMAIN)?
         .add(FusedAdam)?
-        .add(FusedAverage)
+        .add(FusedAverage)?
+        .add(FusedBatchNorm)?
+        .add(FusedBatchNormGrad)
 }
 
 /// Elements per piece of work: small enough to balance two cores, large enough that the
@@ -205,6 +211,127 @@ impl Operator for FusedAverage {
             run_pieces(pieces, elements, threads, |(out, (new, avg))| {
                 average_kernel(d, new, avg, out)
             });
+            Ok(())
+        }))
+    }
+}
+
+/// The three inputs of a BatchNorm node, of which the first is `[n, c]` and the last (`γ` in
+/// both) `[c]` (checked), and its three outputs: `[n, c]`, `[c]`, `[c]`.
+fn batch_norm_operands<'a>(
+    ctx: &'a ComputeContext,
+    op: &str,
+) -> Result<(Vec<ValueRef<'a>>, Vec<ValueRefMut<'a>>)> {
+    let ins = (0..3)
+        .map(|i| input(ctx, op, i))
+        .collect::<Result<Vec<_>>>()?;
+    let shape = ins[0].try_extract_tensor::<f32>()?.0.to_vec();
+    let channels = ins[2].try_extract_tensor::<f32>()?.1.len();
+    if shape.len() != 2 || shape[1] as usize != channels || channels == 0 {
+        return Err(Error::new(format!(
+            "{FUSED_DOMAIN}.{op}: inputs shaped {shape:?} and [{channels}] are not [N, C] and [C]"
+        )));
+    }
+    let outs = [shape.clone(), vec![shape[1]], vec![shape[1]]]
+        .into_iter()
+        .enumerate()
+        .map(|(j, s)| {
+            ctx.output(j, s)?
+                .ok_or_else(|| Error::new(format!("{FUSED_DOMAIN}.{op}: output {j} missing")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((ins, outs))
+}
+
+/// The `f32` data of each value.
+fn data<'v>(values: &'v [ValueRef<'_>]) -> Result<Vec<&'v [f32]>> {
+    values
+        .iter()
+        .map(|v| v.try_extract_tensor::<f32>().map(|(_, d)| d))
+        .collect()
+}
+
+/// The `f32` data of each output, to write.
+fn data_mut<'v>(values: &'v mut [ValueRefMut<'_>]) -> Result<Vec<&'v mut [f32]>> {
+    values
+        .iter_mut()
+        .map(|v| v.try_extract_tensor_mut::<f32>().map(|(_, d)| d))
+        .collect()
+}
+
+struct FusedBatchNorm;
+
+impl Operator for FusedBatchNorm {
+    type Kernel<'a> = BoxedKernel<'a>;
+
+    fn name(&self) -> &str {
+        "BatchNorm"
+    }
+
+    fn inputs(&self) -> impl IntoIterator<Item = OperatorInput> {
+        [0, 1, 2].map(|_| OperatorInput::required(Float32))
+    }
+
+    fn outputs(&self) -> impl IntoIterator<Item = OperatorOutput> {
+        [0, 1, 2].map(|_| OperatorOutput::required(Float32))
+    }
+
+    fn create_kernel<'a>(&self, _: &KernelContext<'a>) -> Result<Self::Kernel<'a>> {
+        Ok(Box::new(|ctx: &ComputeContext| {
+            // x, γ, β → y, mean, variance.
+            let (ins, mut outs) = batch_norm_operands(ctx, "BatchNorm")?;
+            let x = data(&ins)?;
+            if x[1].len() != x[2].len() {
+                return Err(Error::new(format!(
+                    "{FUSED_DOMAIN}.BatchNorm: γ has {} values, β {}",
+                    x[1].len(),
+                    x[2].len()
+                )));
+            }
+            let mut y = data_mut(&mut outs)?.into_iter();
+            let (Some(out), Some(mean), Some(var)) = (y.next(), y.next(), y.next()) else {
+                return Err(Error::new("BatchNorm: three outputs"));
+            };
+            batch_norm_kernel(x[0], x[1], x[2], out, mean, var);
+            Ok(())
+        }))
+    }
+}
+
+struct FusedBatchNormGrad;
+
+impl Operator for FusedBatchNormGrad {
+    type Kernel<'a> = BoxedKernel<'a>;
+
+    fn name(&self) -> &str {
+        "BatchNormGrad"
+    }
+
+    fn inputs(&self) -> impl IntoIterator<Item = OperatorInput> {
+        [0, 1, 2].map(|_| OperatorInput::required(Float32))
+    }
+
+    fn outputs(&self) -> impl IntoIterator<Item = OperatorOutput> {
+        [0, 1, 2].map(|_| OperatorOutput::required(Float32))
+    }
+
+    fn create_kernel<'a>(&self, _: &KernelContext<'a>) -> Result<Self::Kernel<'a>> {
+        Ok(Box::new(|ctx: &ComputeContext| {
+            // dy, x, γ → dx, dγ, dβ; dy and x share a shape.
+            let (ins, mut outs) = batch_norm_operands(ctx, "BatchNormGrad")?;
+            let x = data(&ins)?;
+            if x[0].len() != x[1].len() {
+                return Err(Error::new(format!(
+                    "{FUSED_DOMAIN}.BatchNormGrad: dy has {} values, x {}",
+                    x[0].len(),
+                    x[1].len()
+                )));
+            }
+            let mut y = data_mut(&mut outs)?.into_iter();
+            let (Some(dx), Some(dgamma), Some(dbeta)) = (y.next(), y.next(), y.next()) else {
+                return Err(Error::new("BatchNormGrad: three outputs"));
+            };
+            batch_norm_grad_kernel(x[0], x[1], x[2], dx, dgamma, dbeta);
             Ok(())
         }))
     }

@@ -228,8 +228,8 @@ impl OrtExecutor {
         self.device
     }
 
-    /// Graphs loaded from now on get their optimizer in standard ONNX ops (for benchmarks
-    /// and tests that compare the two forms); the fused form stays CPU-only.
+    /// Graphs loaded from now on get this form of the optimizer and BatchNorm (for benchmarks
+    /// and tests that compare the forms); fused forms stay CPU-only.
     pub fn with_fusion(mut self, fusion: Fusion) -> Self {
         if self.device == Device::Cpu {
             self.fusion = fusion;
@@ -254,7 +254,7 @@ impl OrtExecutor {
         if let Some(p) = std::env::var_os("MCUGAN_ORT_PROFILE") {
             b = b.with_profiling(p).map_err(oerr)?;
         }
-        if self.fusion == Fusion::Fused {
+        if self.fusion != Fusion::Standard {
             b = b
                 .with_operators(fused::domain().map_err(oerr)?)
                 .map_err(oerr)?;
