@@ -24,8 +24,8 @@ pub(super) fn domain() -> Result<OperatorDomain> {
     OperatorDomain::new(FUSED_DOMAIN)?
         .add(FusedAdam)?
         .add(FusedAverage)?
-        .add(FusedBatchNorm)?
-        .add(FusedBatchNormGrad)
+        .add(FUSED_BATCH_NORM)?
+        .add(FUSED_BATCH_NORM_GRAD)
 }
 
 /// Elements per piece of work: small enough to balance two cores, large enough that the
@@ -216,56 +216,37 @@ impl Operator for FusedAverage {
     }
 }
 
-/// The three inputs of a BatchNorm node, of which the first is `[n, c]` and the last (`γ` in
-/// both) `[c]` (checked), and its three outputs: `[n, c]`, `[c]`, `[c]`.
-fn batch_norm_operands<'a>(
-    ctx: &'a ComputeContext,
-    op: &str,
-) -> Result<(Vec<ValueRef<'a>>, Vec<ValueRefMut<'a>>)> {
-    let ins = (0..3)
-        .map(|i| input(ctx, op, i))
-        .collect::<Result<Vec<_>>>()?;
-    let shape = ins[0].try_extract_tensor::<f32>()?.0.to_vec();
-    let channels = ins[2].try_extract_tensor::<f32>()?.1.len();
-    if shape.len() != 2 || shape[1] as usize != channels || channels == 0 {
-        return Err(Error::new(format!(
-            "{FUSED_DOMAIN}.{op}: inputs shaped {shape:?} and [{channels}] are not [N, C] and [C]"
-        )));
-    }
-    let outs = [shape.clone(), vec![shape[1]], vec![shape[1]]]
-        .into_iter()
-        .enumerate()
-        .map(|(j, s)| {
-            ctx.output(j, s)?
-                .ok_or_else(|| Error::new(format!("{FUSED_DOMAIN}.{op}: output {j} missing")))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok((ins, outs))
+/// Both BatchNorm kernels' form: three inputs, three outputs.
+type BatchNormKernel = fn(&[f32], &[f32], &[f32], &mut [f32], &mut [f32], &mut [f32]);
+
+/// A BatchNorm operator: inputs `[n, c]`, then two more of which the last (`γ` in both) is
+/// `[c]`; outputs `[n, c]`, `[c]`, `[c]`.
+struct BatchNormOp {
+    name: &'static str,
+    /// Two inputs that must hold as many values (`γ` and `β` forward, `dy` and `x` backward).
+    same: [usize; 2],
+    kernel: BatchNormKernel,
 }
 
-/// The `f32` data of each value.
-fn data<'v>(values: &'v [ValueRef<'_>]) -> Result<Vec<&'v [f32]>> {
-    values
-        .iter()
-        .map(|v| v.try_extract_tensor::<f32>().map(|(_, d)| d))
-        .collect()
-}
+/// x, γ, β → y, mean, variance.
+const FUSED_BATCH_NORM: BatchNormOp = BatchNormOp {
+    name: "BatchNorm",
+    same: [1, 2],
+    kernel: batch_norm_kernel,
+};
 
-/// The `f32` data of each output, to write.
-fn data_mut<'v>(values: &'v mut [ValueRefMut<'_>]) -> Result<Vec<&'v mut [f32]>> {
-    values
-        .iter_mut()
-        .map(|v| v.try_extract_tensor_mut::<f32>().map(|(_, d)| d))
-        .collect()
-}
+/// dy, x, γ → dx, dγ, dβ.
+const FUSED_BATCH_NORM_GRAD: BatchNormOp = BatchNormOp {
+    name: "BatchNormGrad",
+    same: [0, 1],
+    kernel: batch_norm_grad_kernel,
+};
 
-struct FusedBatchNorm;
-
-impl Operator for FusedBatchNorm {
+impl Operator for BatchNormOp {
     type Kernel<'a> = BoxedKernel<'a>;
 
     fn name(&self) -> &str {
-        "BatchNorm"
+        self.name
     }
 
     fn inputs(&self) -> impl IntoIterator<Item = OperatorInput> {
@@ -277,61 +258,45 @@ impl Operator for FusedBatchNorm {
     }
 
     fn create_kernel<'a>(&self, _: &KernelContext<'a>) -> Result<Self::Kernel<'a>> {
-        Ok(Box::new(|ctx: &ComputeContext| {
-            // x, γ, β → y, mean, variance.
-            let (ins, mut outs) = batch_norm_operands(ctx, "BatchNorm")?;
-            let x = data(&ins)?;
-            if x[1].len() != x[2].len() {
+        let (op, [a, b], kernel) = (self.name, self.same, self.kernel);
+        Ok(Box::new(move |ctx: &ComputeContext| {
+            let ins = (0..3)
+                .map(|i| input(ctx, op, i))
+                .collect::<Result<Vec<_>>>()?;
+            let x = ins
+                .iter()
+                .map(|v| v.try_extract_tensor::<f32>())
+                .collect::<Result<Vec<_>>>()?;
+            let (shape, channels) = (x[0].0.to_vec(), x[2].1.len());
+            if shape.len() != 2 || shape[1] as usize != channels || channels == 0 {
                 return Err(Error::new(format!(
-                    "{FUSED_DOMAIN}.BatchNorm: γ has {} values, β {}",
-                    x[1].len(),
-                    x[2].len()
+                    "{FUSED_DOMAIN}.{op}: inputs shaped {shape:?} and [{channels}] are not [N, C] and [C]"
                 )));
             }
-            let mut y = data_mut(&mut outs)?.into_iter();
-            let (Some(out), Some(mean), Some(var)) = (y.next(), y.next(), y.next()) else {
-                return Err(Error::new("BatchNorm: three outputs"));
-            };
-            batch_norm_kernel(x[0], x[1], x[2], out, mean, var);
-            Ok(())
-        }))
-    }
-}
-
-struct FusedBatchNormGrad;
-
-impl Operator for FusedBatchNormGrad {
-    type Kernel<'a> = BoxedKernel<'a>;
-
-    fn name(&self) -> &str {
-        "BatchNormGrad"
-    }
-
-    fn inputs(&self) -> impl IntoIterator<Item = OperatorInput> {
-        [0, 1, 2].map(|_| OperatorInput::required(Float32))
-    }
-
-    fn outputs(&self) -> impl IntoIterator<Item = OperatorOutput> {
-        [0, 1, 2].map(|_| OperatorOutput::required(Float32))
-    }
-
-    fn create_kernel<'a>(&self, _: &KernelContext<'a>) -> Result<Self::Kernel<'a>> {
-        Ok(Box::new(|ctx: &ComputeContext| {
-            // dy, x, γ → dx, dγ, dβ; dy and x share a shape.
-            let (ins, mut outs) = batch_norm_operands(ctx, "BatchNormGrad")?;
-            let x = data(&ins)?;
-            if x[0].len() != x[1].len() {
+            if x[a].1.len() != x[b].1.len() {
                 return Err(Error::new(format!(
-                    "{FUSED_DOMAIN}.BatchNormGrad: dy has {} values, x {}",
-                    x[0].len(),
-                    x[1].len()
+                    "{FUSED_DOMAIN}.{op}: inputs {a} and {b} hold {} and {} values",
+                    x[a].1.len(),
+                    x[b].1.len()
                 )));
             }
-            let mut y = data_mut(&mut outs)?.into_iter();
-            let (Some(dx), Some(dgamma), Some(dbeta)) = (y.next(), y.next(), y.next()) else {
-                return Err(Error::new("BatchNormGrad: three outputs"));
+            let mut outs = [shape.clone(), vec![shape[1]], vec![shape[1]]]
+                .into_iter()
+                .enumerate()
+                .map(|(j, s)| {
+                    ctx.output(j, s)?.ok_or_else(|| {
+                        Error::new(format!("{FUSED_DOMAIN}.{op}: output {j} missing"))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut y = (outs.iter_mut())
+                .map(|v| v.try_extract_tensor_mut::<f32>().map(|(_, d)| d))
+                .collect::<Result<Vec<_>>>()?
+                .into_iter();
+            let (Some(p), Some(q), Some(r)) = (y.next(), y.next(), y.next()) else {
+                return Err(Error::new(format!("{FUSED_DOMAIN}.{op}: three outputs")));
             };
-            batch_norm_grad_kernel(x[0], x[1], x[2], dx, dgamma, dbeta);
+            kernel(x[0].1, x[1].1, x[2].1, p, q, r);
             Ok(())
         }))
     }
