@@ -56,7 +56,7 @@ fn stepper(cfg: GanConfig) -> impl FnMut() {
     stepper_with(cfg, None)
 }
 
-/// One GAN step per call, with the optimizer in `fusion` where given.
+/// One GAN step per call, with the optimizer and BatchNorm in `fusion` where given.
 fn stepper_with(cfg: GanConfig, fusion: Option<Fusion>) -> impl FnMut() {
     let (mut t, real, labels, zd, zg) = match fusion {
         Some(f) => trainer_with(cfg, f),
