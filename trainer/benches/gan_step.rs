@@ -3,7 +3,7 @@
 //! ratio ours / PyTorch. Beside it, for the seed and the default preset, the step's matrix
 //! products alone (the same Gemm nodes and shapes in a graph of their own): the step's time
 //! over theirs is what everything else in the step costs; and for the default preset on the
-//! CPU, the step with the optimizer and BatchNorm fused, with the optimizer alone fused, and in
+//! CPU, the step with the optimizer and the layers fused, with the optimizer alone fused, and in
 //! standard ONNX ops. `MCUGAN_BENCH_DEVICE=cuda` (what `cargo xtask bench train --device
 //! cuda` sets) runs both on the GPU. PyTorch is looked for in `python3`, or in the interpreter
 //! `MCUGAN_PYTHON` names (a virtual environment's, say).
@@ -220,7 +220,7 @@ fn main() {
             TIMED_STEPS,
         );
         println!(
-            "lm3s6965 (the default) at batch {batch}: step with the optimizer and BatchNorm fused {fused:.1} ms, the optimizer alone {optimizer:.1} ms, all in standard ONNX ops {standard:.1} ms: {:.2}x and {:.2}x",
+            "lm3s6965 (the default) at batch {batch}: step with the optimizer and the layers fused {fused:.1} ms, the optimizer alone {optimizer:.1} ms, all in standard ONNX ops {standard:.1} ms: {:.2}x and {:.2}x",
             fused / standard,
             optimizer / standard
         );

@@ -1,7 +1,10 @@
 //! Reverse-mode differentiation over the primitive ops of [`crate::graph`]: appends the
-//! backward pass to the same graph as ordinary nodes, so one ONNX graph holds both.
+//! backward pass to the same graph as ordinary nodes, so one ONNX graph holds both. With
+//! [`Fusion::Fused`] (and f32) the activations' gradients are one fused node each; the fused
+//! nodes forward have their own rules (a fused loss's gradient is one node too).
 
-use crate::graph::{GResult, Graph, GraphError, Id, Op};
+use crate::graph::{DType, GResult, Graph, GraphError, Id, Op};
+use crate::optim::Fusion;
 
 /// Sums `g` over the axes along which `target` was broadcast to `g`'s shape.
 fn unbroadcast(gr: &mut Graph, g: Id, target: &[i64]) -> Id {
@@ -49,7 +52,8 @@ fn unreduce(gr: &mut Graph, g: Id, in_shape: &[i64], axes: &[i64], keep: bool) -
 }
 
 /// Vector-Jacobian product of node `y` with respect to its input number `k`.
-fn vjp(gr: &mut Graph, y: Id, k: usize, g: Id) -> GResult<Option<Id>> {
+fn vjp(gr: &mut Graph, y: Id, k: usize, g: Id, fusion: Fusion) -> GResult<Option<Id>> {
+    let fuse = fusion.layers() && gr.dtype == DType::F32;
     let node = gr.node(y).clone();
     let x = node.ins[k];
     let xs = gr.shape(x).to_vec();
@@ -82,6 +86,9 @@ fn vjp(gr: &mut Graph, y: Id, k: usize, g: Id) -> GResult<Option<Id>> {
             let s = gr.sign(x);
             Some(gr.mul(g, s)?)
         }
+        // ReLU's output is positive exactly where its input is.
+        Op::Relu if fuse => Some(gr.fused_leaky_relu_grad(y, g, 0.0)?),
+        Op::LeakyRelu(a) if fuse => Some(gr.fused_leaky_relu_grad(x, g, *a)?),
         Op::Relu => {
             let zero = gr.scalar(0.0);
             let pos = gr.greater(y, zero)?;
@@ -169,6 +176,7 @@ fn vjp(gr: &mut Graph, y: Id, k: usize, g: Id) -> GResult<Option<Id>> {
             }
             Some(gr.concat(&parts, ax as i64)?)
         }
+        Op::FusedBce if k == 0 => Some(gr.fused_bce_grad(g, node.ins[0], node.ins[1])?),
         // `y` of a fused BatchNorm passes its gradient to the node (see `gradients`); its
         // statistics feed only the running averages.
         Op::Pick(0) if matches!(gr.node(x).op, Op::FusedBatchNorm) => Some(g),
@@ -177,6 +185,9 @@ fn vjp(gr: &mut Graph, y: Id, k: usize, g: Id) -> GResult<Option<Id>> {
         | Op::FusedAverage
         | Op::FusedBatchNormGrad
         | Op::FusedBatchNorm
+        | Op::FusedLeakyReluGrad(_)
+        | Op::FusedBce
+        | Op::FusedBceGrad
         | Op::Pick(_) => {
             return Err(GraphError::NoGradient(format!("{:?}", node.op)));
         }
@@ -184,9 +195,10 @@ fn vjp(gr: &mut Graph, y: Id, k: usize, g: Id) -> GResult<Option<Id>> {
     Ok(r)
 }
 
-/// Appends to `gr` the gradient of the scalar `loss` with respect to each of `wrt`, and returns
-/// their ids (a zero constant where `loss` does not depend on one).
-pub fn gradients(gr: &mut Graph, loss: Id, wrt: &[Id]) -> GResult<Vec<Id>> {
+/// Appends to `gr` the gradient of the scalar `loss` with respect to each of `wrt`, in the
+/// form `fusion` asks for, and returns their ids (a zero constant where `loss` does not
+/// depend on one).
+pub fn gradients(gr: &mut Graph, loss: Id, wrt: &[Id], fusion: Fusion) -> GResult<Vec<Id>> {
     let n = loss.0 + 1;
     let mut depends = vec![false; n];
     for w in wrt {
@@ -215,7 +227,8 @@ pub fn gradients(gr: &mut Graph, loss: Id, wrt: &[Id]) -> GResult<Vec<Id>> {
             continue;
         }
         let ins = gr.nodes[i].ins.clone();
-        // One gradient node serves all three inputs of a fused BatchNorm.
+        // One gradient node serves `x`, `γ` and `β` of a fused BatchNorm (its running
+        // statistics have none).
         let fused_bn = if matches!(gr.nodes[i].op, Op::FusedBatchNorm) {
             let (xs, cs) = (gr.shape(ins[0]).to_vec(), gr.shape(ins[1]).to_vec());
             let shapes = [xs, cs.clone(), cs];
@@ -228,8 +241,8 @@ pub fn gradients(gr: &mut Graph, loss: Id, wrt: &[Id]) -> GResult<Vec<Id>> {
                 continue;
             }
             let c = match &fused_bn {
-                Some(grads) => Some(grads[k]),
-                None => vjp(gr, Id(i), k, g)?,
+                Some(grads) => grads.get(k).copied(),
+                None => vjp(gr, Id(i), k, g, fusion)?,
             };
             if let Some(c) = c {
                 adj[x.0] = Some(match adj[x.0] {

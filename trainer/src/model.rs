@@ -159,7 +159,7 @@ pub fn emit_adam(
 ) -> GResult<Updated> {
     let trainable: Vec<&ParamSpec> = specs.iter().filter(|s| s.trainable).collect();
     let wrt: Vec<Id> = trainable.iter().map(|s| ids[&s.name]).collect();
-    let grads = crate::autodiff::gradients(g, loss, &wrt)?;
+    let grads = crate::autodiff::gradients(g, loss, &wrt, fusion)?;
     let step = g.input(&adam_step_name(model), &[]);
     let mut slots = Vec::new();
     for (s, &grad) in trainable.iter().zip(&grads) {

@@ -2,21 +2,25 @@
 //! the step count and writes their updated values, with PyTorch's bias correction. Either in
 //! standard ONNX ops, a dozen elementwise nodes per tensor, or fused into one node per model
 //! for ONNX Runtime's CPU sessions, whose kernels ([`adam_kernel`], [`average_kernel`]) do
-//! the same arithmetic in one pass. [`Fusion`] also chooses BatchNorm's form.
+//! the same arithmetic in one pass. [`Fusion`] also chooses the form of BatchNorm, of the
+//! activations' gradients and of the loss.
 
 use crate::graph::{GResult, Graph, Id, Op};
 
-/// How a step graph writes its optimizer and its BatchNorm: what the executor can run.
+/// How a step graph writes its optimizer, its BatchNorm, its activations' gradients and its
+/// loss: what the executor can run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fusion {
     /// Standard ONNX ops, per tensor: every runtime runs them (tract, ONNX Runtime on CUDA).
     Standard,
-    /// The optimizer fused, BatchNorm in standard ops: compares the optimizer's two forms
-    /// over the same operations everywhere else.
+    /// The optimizer fused, the layers and the loss in standard ops: compares the
+    /// optimizer's two forms over the same operations everywhere else.
     Optimizer,
     /// One [`Op::FusedAdam`] (and one [`Op::FusedAverage`]) per model, one pass over the
-    /// tensors instead of twelve, and one [`Op::FusedBatchNorm`] node each way per layer
-    /// instead of a dozen; ONNX Runtime's CPU sessions register them.
+    /// tensors instead of twelve; one [`Op::FusedBatchNorm`] node each way per layer, its
+    /// running statistics included, instead of two dozen; one [`Op::FusedLeakyReluGrad`]
+    /// per activation's gradient instead of two or three; one [`Op::FusedBce`] node each way
+    /// for the loss instead of ten and fifteen. ONNX Runtime's CPU sessions register them.
     Fused,
 }
 
@@ -26,8 +30,9 @@ impl Fusion {
         self != Fusion::Standard
     }
 
-    /// Whether BatchNorm in training mode is fused nodes.
-    pub fn batch_norm(self) -> bool {
+    /// Whether BatchNorm in training mode, the activations' gradients and the BCE loss are
+    /// fused nodes.
+    pub fn layers(self) -> bool {
         self == Fusion::Fused
     }
 }

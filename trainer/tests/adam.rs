@@ -106,7 +106,7 @@ fn adam_matches_hand_computed_reference() {
 /// operations; the runtime's vector kernels may round a product and a sum differently). The
 /// fused BatchNorm rounds differently, and Adam turns rounding noise in the exactly-zero
 /// gradients of the biases before it into whole steps, so it is compared on gradients
-/// (`tests/batch_norm.rs`).
+/// (`tests/fused_layers.rs`).
 #[test]
 fn the_fused_optimizer_equals_the_standard_ops_over_gan_steps() {
     use trainer::gan::{GanConfig, GanTrainer};

@@ -48,7 +48,7 @@ fn check(inputs: Vec<In>, f: impl Fn(&mut Graph, &[Id]) -> GResult<Id>, tol: f64
     let loss = scalarize(&mut g, y, &mut rng).unwrap();
     let mut fwd = g.clone();
     fwd.output("loss", loss).unwrap();
-    let grads = gradients(&mut g, loss, &ids).unwrap();
+    let grads = gradients(&mut g, loss, &ids, Fusion::Standard).unwrap();
     for (k, gi) in grads.iter().enumerate() {
         g.output(&format!("grad{k}"), *gi).unwrap();
     }
@@ -351,13 +351,13 @@ fn bce_with_logits_gradient_and_value() {
     let t = rand_in(&mut r, "t", &[6, 1], 0.0, 1.0);
     check(
         vec![rand_in(&mut r, "x", &[6, 1], -3.0, 3.0), t],
-        |g, x| ops::bce_with_logits(g, x[0], x[1]),
+        |g, x| ops::bce_with_logits(g, x[0], x[1], Fusion::Standard),
         TOL,
     );
     let mut g = Graph::new(DType::F64);
     let x = g.input("x", &[3]);
     let t = g.input("t", &[3]);
-    let l = ops::bce_with_logits(&mut g, x, t).unwrap();
+    let l = ops::bce_with_logits(&mut g, x, t, Fusion::Standard).unwrap();
     g.output("l", l).unwrap();
     let (xs, ts) = ([0.3, -2.0, 5.0], [1.0, 0.0, 0.25]);
     let out = TractEval::new(&g)
@@ -482,7 +482,7 @@ fn check_gan_loss(cfg: &GanConfig, discriminator_loss: bool) {
     let wrt: Vec<Id> = trainable.iter().map(|s| lg.params[&s.name]).collect();
     let mut fwd = g.clone();
     fwd.output("loss", lg.loss).unwrap();
-    let grads = gradients(&mut g, lg.loss, &wrt).unwrap();
+    let grads = gradients(&mut g, lg.loss, &wrt, Fusion::Standard).unwrap();
     for (k, gi) in grads.iter().enumerate() {
         g.output(&format!("grad{k}"), *gi).unwrap();
     }

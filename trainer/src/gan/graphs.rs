@@ -150,7 +150,7 @@ pub fn d_loss_graph(cfg: &GanConfig, dtype: DType, fusion: Fusion) -> GResult<Lo
         .collect();
     let t = g.constant(targets, &[2 * b, 1]);
     // (BCE(fake, 0) + BCE(real, t)) / 2 over equal halves = the mean over both.
-    let loss = bce_with_logits(&mut g, logits, t)?;
+    let loss = bce_with_logits(&mut g, logits, t, fusion)?;
     // The classifier head learns from real images only: fakes would teach it G's mistakes.
     let cls_real = cls.map(|c| g.slice(c, 0, b, 2 * b));
     let loss = add_aux_loss(&mut g, cfg, loss, cls_real, onehot)?;
@@ -182,7 +182,7 @@ pub fn g_loss_graph(cfg: &GanConfig, dtype: DType, fusion: Fusion) -> GResult<Lo
     let (fake, stats) = generator(&mut g, cfg, &p, z, onehot, Some(fusion))?;
     let (logits, cls) = discriminator(&mut g, cfg, &p, fake, onehot)?;
     let ones = g.constant(vec![1.0], &[1, 1]);
-    let loss = bce_with_logits(&mut g, logits, ones)?;
+    let loss = bce_with_logits(&mut g, logits, ones, fusion)?;
     let loss = add_aux_loss(&mut g, cfg, loss, cls, onehot)?;
     Ok(LossGraph {
         graph: g,

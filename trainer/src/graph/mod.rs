@@ -78,14 +78,26 @@ pub enum Op {
     /// scalar `d`, then `n` new values and `n` averages; outputs, through [`Op::Pick`], the
     /// `n` new averages. Never differentiated.
     FusedAverage,
-    /// BatchNorm in training mode over the batch axis in one node: inputs `x` `[N, C]`, `γ`
-    /// and `β` `[C]`; outputs, through [`Op::Pick`], `y`, the batch mean and its biased
-    /// variance (for the running statistics, never differentiated). See
+    /// BatchNorm in training mode over the batch axis in one node: inputs `x` `[N, C]`, `γ`,
+    /// `β` and the running mean and variance `[C]`; outputs, through [`Op::Pick`], `y` and
+    /// the updated running statistics (never differentiated). See
     /// [`crate::ops::batch_norm_train`].
     FusedBatchNorm,
     /// The gradient of [`Op::FusedBatchNorm`]'s `y`: inputs `dy`, `x`, `γ`; outputs, through
     /// [`Op::Pick`], `dx`, `dγ`, `dβ`. Never differentiated.
     FusedBatchNormGrad,
+    /// The gradient of [`Op::LeakyRelu`] with this slope (0: [`Op::Relu`]) in one node:
+    /// inputs `x` (for ReLU its output will do: the same sign) and `dy`; output `dy` where
+    /// `x > 0`, `slope·dy` elsewhere. Never differentiated.
+    FusedLeakyReluGrad(f32),
+    /// The mean binary cross-entropy of `sigmoid(logits)` against `targets` in one node:
+    /// inputs `logits` and `targets` (as many values, or one for all); output the scalar
+    /// mean of `softplus(x) − t·x`. See [`crate::ops::bce_with_logits`].
+    FusedBce,
+    /// The gradient of [`Op::FusedBce`] with respect to its logits: inputs the scalar `dloss`,
+    /// `logits`, `targets`; output `dloss·(sigmoid(x) − t)/n` shaped as the logits. Never
+    /// differentiated.
+    FusedBceGrad,
     /// Output `k` of the multi-output node that is its one input.
     Pick(usize),
 }
@@ -303,6 +315,40 @@ impl Graph {
     }
     pub fn leaky_relu(&mut self, a: Id, slope: f32) -> Id {
         self.unary(Op::LeakyRelu(slope), a)
+    }
+    /// [`Op::FusedBce`] of `logits` against `targets`.
+    pub fn fused_bce(&mut self, logits: Id, targets: Id) -> GResult<Id> {
+        self.bce_operands("BinaryCrossEntropy", logits, targets)?;
+        Ok(self.push(Op::FusedBce, vec![logits, targets], vec![]))
+    }
+    /// [`Op::FusedBceGrad`]: the gradient `dloss` (a scalar) brings to `logits`.
+    pub fn fused_bce_grad(&mut self, dloss: Id, logits: Id, targets: Id) -> GResult<Id> {
+        self.bce_operands("BinaryCrossEntropyGrad", logits, targets)?;
+        let shape = self.shape(logits).to_vec();
+        Ok(self.push(Op::FusedBceGrad, vec![dloss, logits, targets], shape))
+    }
+    /// Targets hold as many values as the logits, or one for all.
+    fn bce_operands(&self, op: &str, logits: Id, targets: Id) -> GResult<()> {
+        let count = |s: &[i64]| s.iter().product::<i64>();
+        let (ls, ts) = (self.shape(logits), self.shape(targets));
+        if count(ts) == 1 || ls == ts {
+            return Ok(());
+        }
+        Err(GraphError::Shape {
+            op: op.into(),
+            msg: format!("targets {ts:?} are neither one value nor shaped as the logits {ls:?}"),
+        })
+    }
+    /// [`Op::FusedLeakyReluGrad`] of `dy` at `x`.
+    pub fn fused_leaky_relu_grad(&mut self, x: Id, dy: Id, slope: f32) -> GResult<Id> {
+        let (xs, ds) = (self.shape(x).to_vec(), self.shape(dy).to_vec());
+        if xs != ds {
+            return Err(GraphError::Shape {
+                op: "LeakyReluGrad".into(),
+                msg: format!("x {xs:?} and dy {ds:?} differ"),
+            });
+        }
+        Ok(self.push(Op::FusedLeakyReluGrad(slope), vec![x, dy], xs))
     }
     pub fn sigmoid(&mut self, a: Id) -> Id {
         self.unary(Op::Sigmoid, a)

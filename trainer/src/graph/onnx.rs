@@ -9,8 +9,9 @@ use tract_onnx::pb;
 pub const OPSET: i64 = 17;
 pub const IR_VERSION: i64 = 8;
 /// The domain of the fused nodes (the optimizer's [`Op::FusedAdam`] and [`Op::FusedAverage`],
-/// BatchNorm's [`Op::FusedBatchNorm`] and [`Op::FusedBatchNormGrad`]), which only runtimes
-/// that register its kernels load.
+/// BatchNorm's [`Op::FusedBatchNorm`] and [`Op::FusedBatchNormGrad`], the activations'
+/// [`Op::FusedLeakyReluGrad`], the loss's [`Op::FusedBce`] and [`Op::FusedBceGrad`]), which
+/// only runtimes that register its kernels load.
 pub const FUSED_DOMAIN: &str = "mcugan";
 
 fn elem_type(dtype: DType) -> i32 {
@@ -324,6 +325,15 @@ pub fn to_model(g: &Graph, name: &str) -> pb::ModelProto {
             Op::FusedBatchNormGrad => {
                 w.fused("BatchNormGrad", ins, picks.remove(&i).unwrap_or_default())
             }
+            Op::FusedLeakyReluGrad(a) => {
+                let alpha = format!("{out}_alpha");
+                w.float_const(&alpha, &[*a as f64], &[]);
+                let mut ins = ins;
+                ins.push(alpha);
+                w.fused("LeakyReluGrad", ins, vec![out]);
+            }
+            Op::FusedBce => w.fused("BinaryCrossEntropy", ins, vec![out]),
+            Op::FusedBceGrad => w.fused("BinaryCrossEntropyGrad", ins, vec![out]),
             // Named as the multi-output node's outputs.
             Op::Pick(_) => {}
         }

@@ -1,15 +1,20 @@
 //! The fused nodes ([`Op::FusedAdam`], [`Op::FusedAverage`], [`Op::FusedBatchNorm`],
-//! [`Op::FusedBatchNormGrad`]) as ONNX Runtime custom operators of the CPU sessions: the
-//! arithmetic is [`crate::optim`]'s and [`crate::ops`]'s, here only the reading of the inputs,
-//! the writing of the outputs and the split over the cores.
+//! [`Op::FusedBatchNormGrad`], [`Op::FusedLeakyReluGrad`], [`Op::FusedBce`],
+//! [`Op::FusedBceGrad`]) as ONNX Runtime custom operators of the CPU sessions: the arithmetic is [`crate::optim`]'s and [`crate::ops`]'s, here only
+//! the reading of the inputs, the writing of the outputs and the split over the cores.
 //!
 //! [`Op::FusedAdam`]: crate::graph::Op::FusedAdam
 //! [`Op::FusedAverage`]: crate::graph::Op::FusedAverage
 //! [`Op::FusedBatchNorm`]: crate::graph::Op::FusedBatchNorm
 //! [`Op::FusedBatchNormGrad`]: crate::graph::Op::FusedBatchNormGrad
+//! [`Op::FusedLeakyReluGrad`]: crate::graph::Op::FusedLeakyReluGrad
+//! [`Op::FusedBce`]: crate::graph::Op::FusedBce
+//! [`Op::FusedBceGrad`]: crate::graph::Op::FusedBceGrad
 
 use crate::graph::onnx::FUSED_DOMAIN;
-use crate::ops::{batch_norm_grad_kernel, batch_norm_kernel};
+use crate::ops::{
+    batch_norm_grad_kernel, batch_norm_kernel, bce_grad_kernel, bce_kernel, leaky_relu_grad_kernel,
+};
 use crate::optim::{adam_kernel, average_kernel};
 use ::ort::operator::{
     BoxedKernel, ComputeContext, KernelContext, Operator, OperatorDomain, OperatorInput,
@@ -25,7 +30,10 @@ pub(super) fn domain() -> Result<OperatorDomain> {
         .add(FusedAdam)?
         .add(FusedAverage)?
         .add(FUSED_BATCH_NORM)?
-        .add(FUSED_BATCH_NORM_GRAD)
+        .add(FUSED_BATCH_NORM_GRAD)?
+        .add(FusedLeakyReluGrad)?
+        .add(FusedBce)?
+        .add(FusedBceGrad)
 }
 
 /// Elements per piece of work: small enough to balance two cores, large enough that the
@@ -216,30 +224,32 @@ impl Operator for FusedAverage {
     }
 }
 
-/// Both BatchNorm kernels' form: three inputs, three outputs.
-type BatchNormKernel = fn(&[f32], &[f32], &[f32], &mut [f32], &mut [f32], &mut [f32]);
+/// A BatchNorm kernel: its inputs, then its three outputs (`[N, C]`, `[C]`, `[C]`).
+type BatchNormKernel = fn(&[&[f32]], [&mut [f32]; 3]);
 
-/// A BatchNorm operator: inputs `[n, c]`, then two more of which the last (`γ` in both) is
-/// `[c]`; outputs `[n, c]`, `[c]`, `[c]`.
+/// A BatchNorm operator: `inputs` inputs, of which those in `rows` are `[N, C]` (shaped as the
+/// first) and the rest `[C]`; outputs `[N, C]`, `[C]`, `[C]`.
 struct BatchNormOp {
     name: &'static str,
-    /// Two inputs that must hold as many values (`γ` and `β` forward, `dy` and `x` backward).
-    same: [usize; 2],
+    inputs: usize,
+    rows: &'static [usize],
     kernel: BatchNormKernel,
 }
 
-/// x, γ, β → y, mean, variance.
+/// x, γ, β, running mean, running variance → y, running mean, running variance.
 const FUSED_BATCH_NORM: BatchNormOp = BatchNormOp {
     name: "BatchNorm",
-    same: [1, 2],
-    kernel: batch_norm_kernel,
+    inputs: 5,
+    rows: &[0],
+    kernel: |i, [y, m, v]| batch_norm_kernel(i[0], i[1], i[2], i[3], i[4], y, m, v),
 };
 
 /// dy, x, γ → dx, dγ, dβ.
 const FUSED_BATCH_NORM_GRAD: BatchNormOp = BatchNormOp {
     name: "BatchNormGrad",
-    same: [0, 1],
-    kernel: batch_norm_grad_kernel,
+    inputs: 3,
+    rows: &[0, 1],
+    kernel: |i, [dx, dg, db]| batch_norm_grad_kernel(i[0], i[1], i[2], dx, dg, db),
 };
 
 impl Operator for BatchNormOp {
@@ -250,7 +260,7 @@ impl Operator for BatchNormOp {
     }
 
     fn inputs(&self) -> impl IntoIterator<Item = OperatorInput> {
-        [0, 1, 2].map(|_| OperatorInput::required(Float32))
+        (0..self.inputs).map(|_| OperatorInput::required(Float32))
     }
 
     fn outputs(&self) -> impl IntoIterator<Item = OperatorOutput> {
@@ -258,27 +268,41 @@ impl Operator for BatchNormOp {
     }
 
     fn create_kernel<'a>(&self, _: &KernelContext<'a>) -> Result<Self::Kernel<'a>> {
-        let (op, [a, b], kernel) = (self.name, self.same, self.kernel);
+        let (op, inputs, rows, kernel) = (self.name, self.inputs, self.rows, self.kernel);
         Ok(Box::new(move |ctx: &ComputeContext| {
-            let ins = (0..3)
+            let ins = (0..inputs)
                 .map(|i| input(ctx, op, i))
                 .collect::<Result<Vec<_>>>()?;
             let x = ins
                 .iter()
                 .map(|v| v.try_extract_tensor::<f32>())
                 .collect::<Result<Vec<_>>>()?;
-            let (shape, channels) = (x[0].0.to_vec(), x[2].1.len());
-            if shape.len() != 2 || shape[1] as usize != channels || channels == 0 {
-                return Err(Error::new(format!(
-                    "{FUSED_DOMAIN}.{op}: inputs shaped {shape:?} and [{channels}] are not [N, C] and [C]"
-                )));
-            }
-            if x[a].1.len() != x[b].1.len() {
-                return Err(Error::new(format!(
-                    "{FUSED_DOMAIN}.{op}: inputs {a} and {b} hold {} and {} values",
-                    x[a].1.len(),
-                    x[b].1.len()
-                )));
+            let shape = x[0].0.to_vec();
+            let channels = match shape[..] {
+                [n, c] if n > 0 && c > 0 => c as usize,
+                _ => {
+                    return Err(Error::new(format!(
+                        "{FUSED_DOMAIN}.{op}: input 0 is shaped {shape:?}, not [N, C]"
+                    )));
+                }
+            };
+            for (i, (s, d)) in x.iter().enumerate() {
+                let fits = if rows.contains(&i) {
+                    s[..] == shape[..]
+                } else {
+                    d.len() == channels
+                };
+                if !fits {
+                    let want = if rows.contains(&i) {
+                        "as input 0"
+                    } else {
+                        "[C]"
+                    };
+                    return Err(Error::new(format!(
+                        "{FUSED_DOMAIN}.{op}: input {i} is shaped {:?}, not {want} (input 0 {shape:?})",
+                        &s[..]
+                    )));
+                }
             }
             let mut outs = [shape.clone(), vec![shape[1]], vec![shape[1]]]
                 .into_iter()
@@ -296,7 +320,151 @@ impl Operator for BatchNormOp {
             let (Some(p), Some(q), Some(r)) = (y.next(), y.next(), y.next()) else {
                 return Err(Error::new(format!("{FUSED_DOMAIN}.{op}: three outputs")));
             };
-            kernel(x[0].1, x[1].1, x[2].1, p, q, r);
+            let data: Vec<&[f32]> = x.iter().map(|(_, d)| *d).collect();
+            kernel(&data, [p, q, r]);
+            Ok(())
+        }))
+    }
+}
+
+/// x, dy, slope (a scalar) → dx.
+struct FusedLeakyReluGrad;
+
+impl Operator for FusedLeakyReluGrad {
+    type Kernel<'a> = BoxedKernel<'a>;
+
+    fn name(&self) -> &str {
+        "LeakyReluGrad"
+    }
+
+    fn inputs(&self) -> impl IntoIterator<Item = OperatorInput> {
+        [0, 1, 2].map(|_| OperatorInput::required(Float32))
+    }
+
+    fn outputs(&self) -> impl IntoIterator<Item = OperatorOutput> {
+        [OperatorOutput::required(Float32)]
+    }
+
+    fn create_kernel<'a>(&self, _: &KernelContext<'a>) -> Result<Self::Kernel<'a>> {
+        let threads = cores();
+        Ok(Box::new(move |ctx: &ComputeContext| {
+            let op = "LeakyReluGrad";
+            let slope = scalar(ctx, op, 2)?;
+            let (x, dy) = (input(ctx, op, 0)?, input(ctx, op, 1)?);
+            let ((xs, x), (ds, dy)) = (
+                x.try_extract_tensor::<f32>()?,
+                dy.try_extract_tensor::<f32>()?,
+            );
+            if xs[..] != ds[..] {
+                return Err(Error::new(format!(
+                    "{FUSED_DOMAIN}.{op}: x is shaped {:?}, dy {:?}",
+                    &xs[..],
+                    &ds[..]
+                )));
+            }
+            let mut out = ctx
+                .output(0, ds.to_vec())?
+                .ok_or_else(|| Error::new(format!("{FUSED_DOMAIN}.{op}: output 0 missing")))?;
+            let dx = out.try_extract_tensor_mut::<f32>()?.1;
+            let pieces: Vec<_> = (dx.chunks_mut(PIECE))
+                .zip(x.chunks(PIECE).zip(dy.chunks(PIECE)))
+                .collect();
+            run_pieces(pieces, x.len(), threads, |(dx, (x, dy))| {
+                leaky_relu_grad_kernel(slope, x, dy, dx)
+            });
+            Ok(())
+        }))
+    }
+}
+
+/// The logits and targets of a BCE operator, inputs `first` and `first + 1`: the targets as
+/// many as the logits, or one for all.
+fn bce_operands<'a>(
+    ctx: &'a ComputeContext,
+    op: &str,
+    first: usize,
+) -> Result<(Vec<i64>, ValueRef<'a>, ValueRef<'a>)> {
+    let (x, t) = (input(ctx, op, first)?, input(ctx, op, first + 1)?);
+    let (xs, xn) = {
+        let (s, d) = x.try_extract_tensor::<f32>()?;
+        (s.to_vec(), d.len())
+    };
+    let tn = t.try_extract_tensor::<f32>()?.1.len();
+    if tn != 1 && tn != xn {
+        return Err(Error::new(format!(
+            "{FUSED_DOMAIN}.{op}: {tn} targets for {xn} logits (as many, or one for all)"
+        )));
+    }
+    Ok((xs, x, t))
+}
+
+/// logits, targets → the mean loss (a scalar).
+struct FusedBce;
+
+impl Operator for FusedBce {
+    type Kernel<'a> = BoxedKernel<'a>;
+
+    fn name(&self) -> &str {
+        "BinaryCrossEntropy"
+    }
+
+    fn inputs(&self) -> impl IntoIterator<Item = OperatorInput> {
+        [0, 1].map(|_| OperatorInput::required(Float32))
+    }
+
+    fn outputs(&self) -> impl IntoIterator<Item = OperatorOutput> {
+        [OperatorOutput::required(Float32)]
+    }
+
+    fn create_kernel<'a>(&self, _: &KernelContext<'a>) -> Result<Self::Kernel<'a>> {
+        Ok(Box::new(|ctx: &ComputeContext| {
+            let op = "BinaryCrossEntropy";
+            let (_, x, t) = bce_operands(ctx, op, 0)?;
+            let loss = bce_kernel(
+                x.try_extract_tensor::<f32>()?.1,
+                t.try_extract_tensor::<f32>()?.1,
+            );
+            let mut out = ctx
+                .output(0, Vec::<i64>::new())?
+                .ok_or_else(|| Error::new(format!("{FUSED_DOMAIN}.{op}: output 0 missing")))?;
+            out.try_extract_tensor_mut::<f32>()?.1[0] = loss;
+            Ok(())
+        }))
+    }
+}
+
+/// dloss (a scalar), logits, targets → dlogits.
+struct FusedBceGrad;
+
+impl Operator for FusedBceGrad {
+    type Kernel<'a> = BoxedKernel<'a>;
+
+    fn name(&self) -> &str {
+        "BinaryCrossEntropyGrad"
+    }
+
+    fn inputs(&self) -> impl IntoIterator<Item = OperatorInput> {
+        [0, 1, 2].map(|_| OperatorInput::required(Float32))
+    }
+
+    fn outputs(&self) -> impl IntoIterator<Item = OperatorOutput> {
+        [OperatorOutput::required(Float32)]
+    }
+
+    fn create_kernel<'a>(&self, _: &KernelContext<'a>) -> Result<Self::Kernel<'a>> {
+        Ok(Box::new(|ctx: &ComputeContext| {
+            let op = "BinaryCrossEntropyGrad";
+            let dloss = scalar(ctx, op, 0)?;
+            let (shape, x, t) = bce_operands(ctx, op, 1)?;
+            let mut out = ctx
+                .output(0, shape)?
+                .ok_or_else(|| Error::new(format!("{FUSED_DOMAIN}.{op}: output 0 missing")))?;
+            bce_grad_kernel(
+                dloss,
+                x.try_extract_tensor::<f32>()?.1,
+                t.try_extract_tensor::<f32>()?.1,
+                out.try_extract_tensor_mut::<f32>()?.1,
+            );
             Ok(())
         }))
     }
