@@ -183,13 +183,18 @@ pub fn batch_norm_grad_kernel(
     }
 }
 
+/// The target of logit `i`: its own, or the one for all.
+fn target(targets: &[f32], i: usize) -> f32 {
+    targets[if targets.len() == 1 { 0 } else { i }]
+}
+
 /// [`Op::FusedBce`]'s arithmetic: the mean of `softplus(x) − t·x` over `logits`, with
 /// `targets` as many or one for all; `softplus(x) = max(x, 0) + ln(1 + e^−|x|)`, finite for
 /// any `x`, summed in f64.
 pub fn bce_kernel(logits: &[f32], targets: &[f32]) -> f32 {
     let sum: f64 = (logits.iter().enumerate())
         .map(|(i, &x)| {
-            let t = targets[if targets.len() == 1 { 0 } else { i }];
+            let t = target(targets, i);
             let softplus = x.max(0.0) + (-x.abs()).exp().ln_1p();
             f64::from(softplus - t * x)
         })
@@ -202,7 +207,7 @@ pub fn bce_kernel(logits: &[f32], targets: &[f32]) -> f32 {
 pub fn bce_grad_kernel(dloss: f32, logits: &[f32], targets: &[f32], dx: &mut [f32]) {
     let scale = dloss / logits.len().max(1) as f32;
     for (i, (o, &x)) in dx.iter_mut().zip(logits).enumerate() {
-        let t = targets[if targets.len() == 1 { 0 } else { i }];
+        let t = target(targets, i);
         let e = (-x.abs()).exp();
         let sigmoid = if x >= 0.0 {
             1.0 / (1.0 + e)
@@ -246,11 +251,7 @@ pub fn softplus(g: &mut Graph, x: Id) -> GResult<Id> {
 /// [`Fusion::Fused`] (and f32, and targets shaped as the logits or one value) one
 /// [`Op::FusedBce`] node, whose gradient is one node, instead of ten nodes and fifteen.
 pub fn bce_with_logits(g: &mut Graph, logits: Id, targets: Id, fusion: Fusion) -> GResult<Id> {
-    let count = g.shape(targets).iter().product::<i64>();
-    if fusion.layers()
-        && g.dtype == DType::F32
-        && (count == 1 || g.shape(targets) == g.shape(logits))
-    {
+    if fusion.layers() && g.dtype == DType::F32 && g.bce_targets_fit(logits, targets) {
         return g.fused_bce(logits, targets);
     }
     let sp = softplus(g, logits)?;

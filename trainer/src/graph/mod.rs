@@ -327,13 +327,16 @@ impl Graph {
         let shape = self.shape(logits).to_vec();
         Ok(self.push(Op::FusedBceGrad, vec![dloss, logits, targets], shape))
     }
-    /// Targets hold as many values as the logits, or one for all.
+    /// Whether `targets` suit a fused BCE of `logits`: shaped as them, or one value for all.
+    pub fn bce_targets_fit(&self, logits: Id, targets: Id) -> bool {
+        let ts = self.shape(targets);
+        ts.iter().product::<i64>() == 1 || self.shape(logits) == ts
+    }
     fn bce_operands(&self, op: &str, logits: Id, targets: Id) -> GResult<()> {
-        let count = |s: &[i64]| s.iter().product::<i64>();
-        let (ls, ts) = (self.shape(logits), self.shape(targets));
-        if count(ts) == 1 || ls == ts {
+        if self.bce_targets_fit(logits, targets) {
             return Ok(());
         }
+        let (ls, ts) = (self.shape(logits), self.shape(targets));
         Err(GraphError::Shape {
             op: op.into(),
             msg: format!("targets {ts:?} are neither one value nor shaped as the logits {ls:?}"),

@@ -53,6 +53,17 @@ fn input<'a>(ctx: &'a ComputeContext, op: &str, i: usize) -> Result<ValueRef<'a>
         .ok_or_else(|| Error::new(format!("{FUSED_DOMAIN}.{op}: input {i} missing")))
 }
 
+/// Output `j` of operator `op`, allocated `shape`.
+fn output<'a>(
+    ctx: &'a ComputeContext,
+    op: &str,
+    j: usize,
+    shape: Vec<i64>,
+) -> Result<ValueRefMut<'a>> {
+    ctx.output(j, shape)?
+        .ok_or_else(|| Error::new(format!("{FUSED_DOMAIN}.{op}: output {j} missing")))
+}
+
 /// Scalar input `i` (a one-element tensor) of operator `op`.
 fn scalar(ctx: &ComputeContext, op: &str, i: usize) -> Result<f32> {
     let v = input(ctx, op, i)?;
@@ -106,9 +117,12 @@ fn operands<'a>(
         .collect::<Result<Vec<_>>>()?;
     let outs = (0..outputs)
         .map(|j| {
-            let shape = ins[j % n].try_extract_tensor::<f32>()?.0.to_vec();
-            ctx.output(j, shape)?
-                .ok_or_else(|| Error::new(format!("{FUSED_DOMAIN}.{op}: output {j} missing")))
+            output(
+                ctx,
+                op,
+                j,
+                ins[j % n].try_extract_tensor::<f32>()?.0.to_vec(),
+            )
         })
         .collect::<Result<Vec<_>>>()?;
     Ok((ins, outs))
@@ -307,11 +321,7 @@ impl Operator for BatchNormOp {
             let mut outs = [shape.clone(), vec![shape[1]], vec![shape[1]]]
                 .into_iter()
                 .enumerate()
-                .map(|(j, s)| {
-                    ctx.output(j, s)?.ok_or_else(|| {
-                        Error::new(format!("{FUSED_DOMAIN}.{op}: output {j} missing"))
-                    })
-                })
+                .map(|(j, s)| output(ctx, op, j, s))
                 .collect::<Result<Vec<_>>>()?;
             let mut y = (outs.iter_mut())
                 .map(|v| v.try_extract_tensor_mut::<f32>().map(|(_, d)| d))
@@ -362,9 +372,7 @@ impl Operator for FusedLeakyReluGrad {
                     &ds[..]
                 )));
             }
-            let mut out = ctx
-                .output(0, ds.to_vec())?
-                .ok_or_else(|| Error::new(format!("{FUSED_DOMAIN}.{op}: output 0 missing")))?;
+            let mut out = output(ctx, op, 0, ds.to_vec())?;
             let dx = out.try_extract_tensor_mut::<f32>()?.1;
             let pieces: Vec<_> = (dx.chunks_mut(PIECE))
                 .zip(x.chunks(PIECE).zip(dy.chunks(PIECE)))
@@ -424,9 +432,7 @@ impl Operator for FusedBce {
                 x.try_extract_tensor::<f32>()?.1,
                 t.try_extract_tensor::<f32>()?.1,
             );
-            let mut out = ctx
-                .output(0, Vec::<i64>::new())?
-                .ok_or_else(|| Error::new(format!("{FUSED_DOMAIN}.{op}: output 0 missing")))?;
+            let mut out = output(ctx, op, 0, vec![])?;
             out.try_extract_tensor_mut::<f32>()?.1[0] = loss;
             Ok(())
         }))
@@ -456,9 +462,7 @@ impl Operator for FusedBceGrad {
             let op = "BinaryCrossEntropyGrad";
             let dloss = scalar(ctx, op, 0)?;
             let (shape, x, t) = bce_operands(ctx, op, 1)?;
-            let mut out = ctx
-                .output(0, shape)?
-                .ok_or_else(|| Error::new(format!("{FUSED_DOMAIN}.{op}: output 0 missing")))?;
+            let mut out = output(ctx, op, 0, shape)?;
             bce_grad_kernel(
                 dloss,
                 x.try_extract_tensor::<f32>()?.1,
